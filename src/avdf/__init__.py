@@ -1,0 +1,3 @@
+"""avdf: audio-visual deepfake detection and temporal localization."""
+
+__version__ = "0.1.0"

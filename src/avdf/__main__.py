@@ -1,0 +1,5 @@
+import sys
+
+from avdf.cli import main
+
+sys.exit(main())
