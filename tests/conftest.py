@@ -1,0 +1,22 @@
+"""Shared test fixtures: where the real media lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = REPO.parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not (SHARED_MEDIA / "talking").is_dir():
+        pytest.skip(f"shared media not found at {SHARED_MEDIA}")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def talking_clips(shared_media: Path) -> list[Path]:
+    return sorted((shared_media / "talking").glob("*.mp4"))
