@@ -1,0 +1,179 @@
+"""Decoding, soft-NMS, sliding windows and stitching (by hand), then the Detector end to end
+on real shared clips with a small untrained model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from avdf.inference.decode import DecodeConfig, decode_proposals, soft_nms
+from avdf.inference.sliding import OverlapStitcher, iter_windows, window_weights
+from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
+from avdf.timebase import MediaSpec
+
+SPEC = MediaSpec()  # 25 fps, stride 1: one step = 0.04 s
+
+
+# --- soft-NMS and decoding -------------------------------------------------------------
+
+
+def test_soft_nms_decays_overlap_as_computed() -> None:
+    starts, ends = np.array([0.0, 1.0, 5.0]), np.array([2.0, 3.0, 6.0])
+    keep, scores = soft_nms(starts, ends, np.array([0.9, 0.8, 0.3]), sigma=0.5)
+    # [0, 2] vs [1, 3]: IoU = 1 / 3, so 0.8 decays by exp(-(1/9) / 0.5); [5, 6] is disjoint.
+    assert keep.tolist() == [0, 1, 2]
+    assert scores == pytest.approx([0.9, 0.8 * math.exp(-(1 / 9) / 0.5), 0.3])
+
+
+def test_soft_nms_reorders_after_decay() -> None:
+    # The near-duplicate of the best proposal decays below a weaker disjoint one.
+    starts, ends = np.array([0.0, 0.0, 4.0]), np.array([2.0, 2.1, 5.0])
+    keep, scores = soft_nms(starts, ends, np.array([0.9, 0.85, 0.5]), sigma=0.5)
+    assert keep.tolist() == [0, 2, 1]
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def _steps(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(n), np.zeros((n, 2))
+
+
+def test_decode_two_overlapping_proposals_in_seconds() -> None:
+    prob, bounds = _steps(100)
+    # Step 24 (centre 0.98 s) proposes [0.98 - 0.48, 0.98 + 0.52] = [0.5, 1.5];
+    # step 37 (centre 1.50 s) proposes [1.5 - 0.5, 1.5 + 0.5] = [1.0, 2.0].
+    prob[24], bounds[24] = 0.9, (12, 13)
+    prob[37], bounds[37] = 0.8, (12.5, 12.5)
+    audio = np.zeros(100)
+    audio[12:38] = 1.0  # audio-fake on steps 12..37; [0.5, 1.5) holds steps 12..36
+    segments = decode_proposals(
+        prob, bounds, SPEC, duration=4.0, audio_prob=audio, visual_prob=1 - audio
+    )
+    bounds_seconds = [t for s in segments for t in (s.start, s.end)]
+    assert bounds_seconds == pytest.approx([0.5, 1.5, 1.0, 2.0])
+    iou = 0.5 / 1.5
+    assert [s.score for s in segments] == pytest.approx([0.9, 0.8 * math.exp(-(iou**2) / 0.5)])
+    assert segments[0].audio_score == pytest.approx(1.0)  # steps 12..36 all audio-fake
+    assert segments[0].modality == "audio"
+    # [1.0, 2.0) holds steps 25..49; audio-fake on 25..37 = 13 of 25.
+    assert segments[1].audio_score == pytest.approx(13 / 25)
+
+
+def test_decode_clips_drops_zero_length_and_sorts() -> None:
+    prob, bounds = _steps(50)
+    prob[0], bounds[0] = 0.7, (30, 5)  # starts before 0 s -> clipped to 0
+    prob[49], bounds[49] = 0.95, (5, 40)  # ends after 2 s -> clipped to duration
+    prob[10], bounds[10] = 0.6, (0, 0)  # zero length -> dropped
+    segments = decode_proposals(prob, bounds, SPEC, duration=2.0)
+    assert [s.score for s in segments] == sorted((s.score for s in segments), reverse=True)
+    assert len(segments) == 2
+    assert all(0.0 <= s.start < s.end <= 2.0 for s in segments)
+    assert segments[0].end == pytest.approx(2.0) and segments[1].start == 0.0
+    assert segments[0].audio_score is None and segments[0].modality is None
+
+
+def test_decode_keeps_exactly_top_k() -> None:
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(0.2, 1.0, 500)
+    bounds = rng.uniform(1, 30, (500, 2))
+    segments = decode_proposals(prob, bounds, SPEC, 20.0, config=DecodeConfig(top_k=7))
+    assert len(segments) == 7
+    assert segments[0].score == pytest.approx(prob.max())
+    assert not decode_proposals(prob, bounds, SPEC, 20.0, config=DecodeConfig(pre_threshold=1.0))
+
+
+# --- sliding windows and stitching -----------------------------------------------------
+
+
+def _features(first_step: int, n: int, spec: MediaSpec = SPEC) -> VideoFeatures:
+    """Synthetic chunk whose mel carries the step index, to check window contents."""
+    mel = np.broadcast_to(
+        np.arange(first_step, first_step + n, dtype=np.float16)[:, None, None],
+        (n, spec.mel_frames_per_step, spec.n_mels),
+    ).copy()
+    return VideoFeatures(
+        spec,
+        first_step,
+        np.zeros((n, spec.face_size, spec.face_size, 3), np.uint8),
+        np.zeros((n, spec.mouth_size, spec.mouth_size, 3), np.uint8),
+        mel,
+        np.ones(n, bool),
+        np.ones(n, bool),
+        np.zeros((n, N_LANDMARKS, 2), np.float16),
+    )
+
+
+def _chunks(total: int, size: int) -> list[VideoFeatures]:
+    return [_features(s, min(size, total - s)) for s in range(0, total, size)]
+
+
+@pytest.mark.parametrize("total", [1, 10, 16, 17, 40, 47])
+def test_windows_cover_every_step_with_padded_tail(total: int) -> None:
+    windows = list(iter_windows(_chunks(total, 7), window_steps=16))
+    starts = [w.first_step for w in windows]
+    assert starts == list(range(0, 8 * len(windows), 8))
+    assert all(w.n_steps == 16 for w in windows[:-1])
+    assert windows[-1].first_step + windows[-1].n_steps == total  # tail kept, not truncated
+    for w in windows:  # contents match their position in the video
+        assert w.mel[:, 0, 0].tolist() == list(range(w.first_step, w.first_step + w.n_steps))
+
+
+def _stitch(values: np.ndarray, window: int, chunk: int, weighting: str = "triangular"):
+    stitcher = OverlapStitcher(window, n_channels=values.shape[1], weighting=weighting)
+    out = []
+    for w in iter_windows(_chunks(len(values), chunk), window_steps=window):
+        out.append(stitcher.add(w.first_step, values[w.first_step : w.first_step + w.n_steps]))
+    out.append(stitcher.finish())
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("weighting", ["triangular", "uniform"])
+def test_stitching_a_constant_gives_the_constant(weighting: str) -> None:
+    values = np.full((101, 3), 0.37)
+    np.testing.assert_allclose(_stitch(values, 16, 9, weighting), values)
+
+
+def test_stitching_weights_overlaps_by_hand() -> None:
+    # Window 4, hop 2, 6 steps: windows at 0 and 2 (the second ends exactly at 6).
+    stitcher = OverlapStitcher(4, 1)
+    w = window_weights(4)  # [1, 2, 2, 1]
+    assert w.tolist() == [1, 2, 2, 1]
+    first = stitcher.add(0, np.ones((4, 1)))
+    second = stitcher.add(2, np.full((4, 1), 3.0))
+    rest = stitcher.finish()
+    got = np.concatenate([first, second, rest])[:, 0]
+    # Steps 2 and 3: window 0 (weights 2, 1, value 1) and window 2 (weights 1, 2, value 3).
+    expected = [1, 1, (2 * 1 + 1 * 3) / 3, (1 * 1 + 2 * 3) / 3, 3, 3]
+    np.testing.assert_allclose(got, expected)
+
+
+def test_stitching_is_independent_of_chunk_size() -> None:
+    # Each window contributes its own values, so the stitched result must not depend on
+    # how the stream was chunked.
+    rng = np.random.default_rng(1)
+    values = rng.uniform(size=(203, 2))
+
+    def per_window(chunk: int) -> np.ndarray:
+        stitcher = OverlapStitcher(32, 2)
+        out = []
+        for w in iter_windows(_chunks(203, chunk), window_steps=32):
+            # Window-dependent outputs: value + window start.
+            v = values[w.first_step : w.first_step + w.n_steps] + w.first_step
+            out.append(stitcher.add(w.first_step, v))
+        out.append(stitcher.finish())
+        return np.concatenate(out)
+
+    reference = per_window(203)
+    assert reference.shape == (203, 2)
+    for chunk in (1, 5, 31, 32, 64, 250):
+        np.testing.assert_allclose(per_window(chunk), reference)
+
+
+def test_short_video_is_one_padded_window() -> None:
+    windows = list(iter_windows(_chunks(5, 3), window_steps=64))
+    assert len(windows) == 1 and windows[0].n_steps == 5
+    stitcher = OverlapStitcher(64, 1)
+    done = stitcher.add(0, np.arange(5.0)[:, None])
+    assert len(done) == 0
+    np.testing.assert_allclose(stitcher.finish()[:, 0], np.arange(5.0))
