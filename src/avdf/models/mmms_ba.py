@@ -1,0 +1,305 @@
+"""MMMS-BA (Katamneni & Rattani, IJCB 2024) and its ablation variants as one configurable
+model; the registered variants at the end of the file only set kwargs.
+
+Pipeline per window (B, T steps):
+    feature blocks (per modality) -> (B, T, block_dim)
+    contextual encoder: packed bidirectional GRU -> dense + tanh -> A, V, L (B, T, d)
+    fusion (mmms_ba | mmus_sa | ms_sa | none) -> dense + ReLU -> (B, T, fusion_dim)
+    heads: per-step fake logit, boundary distances, audio/visual-fake logits; video logit.
+
+Masks: ``step_mask`` (B, T) marks real steps (padding must be at the end: the GRU is
+packed, so padding never changes the outputs of real steps). ``presence`` (B, T, 3) marks
+which modality is available at each step; an absent modality's inputs are never read
+(its features are zero and its steps are never attention keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from avdf.models.attention import FUSIONS
+from avdf.models.base import ModelOutput
+from avdf.models.blocks import create_block
+from avdf.models.registry import jsonable, register_model
+from avdf.timebase import MediaSpec
+from avdf.types import MODALITIES
+
+
+class ContextEncoder(nn.Module):
+    """Bidirectional GRU over the steps, then a per-step dense layer with tanh.
+
+    The GRU also sees a 0/1 presence flag per step so it can tell "modality absent here"
+    from "features happen to be zero". It is run on a packed sequence: with plain padding
+    the backward direction would start in the padding and change every real step.
+    """
+
+    def __init__(
+        self, in_dim: int, gru_hidden: int, out_dim: int, gru_dropout: float, dense_dropout: float
+    ) -> None:
+        super().__init__()
+        self.gru = nn.GRU(in_dim + 1, gru_hidden, batch_first=True, bidirectional=True)
+        self.gru_dropout = nn.Dropout(gru_dropout)
+        self.dense = nn.Linear(2 * gru_hidden, out_dim)
+        self.dense_dropout = nn.Dropout(dense_dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T, in_dim), valid (B, T) bool, lengths (B,) real steps -> (B, T, out_dim),
+        zero where not valid."""
+        t = x.shape[1]
+        x = torch.cat([x, valid.unsqueeze(-1).to(x.dtype)], dim=-1)
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)  # (B, T, 2H)
+        h = torch.tanh(self.dense(self.gru_dropout(out)))
+        return self.dense_dropout(h) * valid.unsqueeze(-1).to(h.dtype)
+
+
+class MMMSBA(nn.Module):
+    """The configurable model behind every registered variant.
+
+    Args:
+        modalities: any non-empty subset of ("audio", "face", "lips"); the model ignores
+            the input tensors of the others (they may be None).
+        fusion: "mmms_ba" (bi-modal attention across sequences), "mmus_sa" (self-attention
+            over the modalities at each step), "ms_sa" (per-modality self-attention across
+            steps) or "none" (concatenation).
+        spec: the MediaSpec (or its dict) the inputs follow; when given, input shapes are
+            checked against it. None: blocks use the default MediaSpec, shapes unchecked.
+        audio_block, face_block, lips_block: names in the block registry.
+        block_dim: vector size out of each feature block; block_width: its first channels.
+        gru_hidden: GRU units per direction; context_dim: d, the dense+tanh size.
+        gru_dropout, context_dropout: dropout after the GRU and after the dense+tanh.
+        fusion_dim, fusion_dropout: the dense fusion layer (+ ReLU + dropout).
+        modality_dropout: in training, probability per sample and modality of hiding that
+            modality for the whole window (never all of a sample's available modalities).
+
+    The boundary head is ``softplus(linear)``: non-negative and, unlike ``exp``, linear for
+    large distances so a long segment does not produce exploding gradients.
+    """
+
+    def __init__(
+        self,
+        *,
+        modalities: Sequence[str] = MODALITIES,
+        fusion: str = "mmms_ba",
+        spec: MediaSpec | Mapping[str, Any] | None = None,
+        audio_block: str = "mel_cnn",
+        face_block: str = "face_cnn",
+        lips_block: str = "lip_3d",
+        block_dim: int = 64,
+        block_width: int = 16,
+        gru_hidden: int = 128,
+        context_dim: int = 64,
+        gru_dropout: float = 0.3,
+        context_dropout: float = 0.3,
+        fusion_dim: int = 128,
+        fusion_dropout: float = 0.3,
+        modality_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        unknown = [m for m in modalities if m not in MODALITIES]
+        if unknown or not modalities or len(set(modalities)) != len(modalities):
+            raise ValueError(
+                f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}"
+            )
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose from {sorted(FUSIONS)}")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        if spec is not None and not isinstance(spec, MediaSpec):
+            spec = MediaSpec.from_dict(spec)
+        # The default blocks pool globally, so their weights fit any crop size; a given
+        # spec is recorded and the input shapes are checked against it.
+        self.spec = spec
+        # Canonical order, so presence[..., MODALITIES.index(m)] and the feature list agree.
+        self.modalities = tuple(m for m in MODALITIES if m in modalities)
+        self.modality_dropout = modality_dropout
+
+        block_names = {"audio": audio_block, "face": face_block, "lips": lips_block}
+        self.blocks = nn.ModuleDict(
+            {
+                m: create_block(block_names[m], spec or MediaSpec(), block_dim, block_width)
+                for m in self.modalities
+            }
+        )
+        self.encoders = nn.ModuleDict(
+            {
+                m: ContextEncoder(block_dim, gru_hidden, context_dim, gru_dropout, context_dropout)
+                for m in self.modalities
+            }
+        )
+        self.fusion = FUSIONS[fusion](self.modalities, context_dim)
+        self.fusion_layer = nn.Sequential(
+            nn.Linear(self.fusion.out_dim, fusion_dim), nn.ReLU(), nn.Dropout(fusion_dropout)
+        )
+        self.fake_head = nn.Linear(fusion_dim, 1)
+        self.boundary_head = nn.Linear(fusion_dim, 2)
+        self.modality_head = nn.Linear(fusion_dim, 2)  # (audio-fake, visual-fake)
+        self.video_head = nn.Linear(2 * fusion_dim, 1)  # [masked mean ; masked max]
+
+        # Every argument spelled out, so a checkpoint rebuilds exactly this architecture.
+        self.model_kwargs: dict[str, Any] = jsonable(
+            {
+                "modalities": list(self.modalities),
+                "fusion": fusion,
+                "spec": spec,
+                "audio_block": audio_block,
+                "face_block": face_block,
+                "lips_block": lips_block,
+                "block_dim": block_dim,
+                "block_width": block_width,
+                "gru_hidden": gru_hidden,
+                "context_dim": context_dim,
+                "gru_dropout": gru_dropout,
+                "context_dropout": context_dropout,
+                "fusion_dim": fusion_dim,
+                "fusion_dropout": fusion_dropout,
+                "modality_dropout": modality_dropout,
+            }
+        )
+        self.model_name = fusion  # create_model overwrites with the registered name
+
+    # ------------------------------------------------------------------------------
+    def _drop_modalities(self, present: torch.Tensor) -> torch.Tensor:
+        """Hide whole modalities per sample (training only).
+
+        present (B, T, M) bool -> same shape. A sample keeps at least one of the
+        modalities it has: if every available one was drawn for dropping, one of them,
+        chosen at random, is kept.
+        """
+        b, _, m = present.shape
+        available = present.any(dim=1)  # (B, M)
+        keep = torch.rand(b, m, device=present.device) >= self.modality_dropout
+        kept = keep & available
+        rescue = ~kept.any(dim=1) & available.any(dim=1)  # (B,)
+        # Random available modality per sample: argmax of noise restricted to available.
+        noise = torch.rand(b, m, device=present.device).masked_fill(~available, -1.0)
+        pick = F.one_hot(noise.argmax(dim=1), m).bool()  # (B, M)
+        keep = torch.where(rescue.unsqueeze(1), pick, keep)
+        return present & keep.unsqueeze(1)
+
+    def _check_shapes(self, inputs: Mapping[str, torch.Tensor | None]) -> None:
+        s = self.spec
+        expected = {
+            "audio": (s.mel_frames_per_step, s.n_mels),
+            "face": (3, s.face_size, s.face_size),
+            "lips": (3, s.mouth_size, s.mouth_size),
+        }
+        for m in self.modalities:
+            got = tuple(inputs[m].shape[2:])
+            if got != expected[m]:
+                raise ValueError(
+                    f"{m} input has per-step shape {got}, MediaSpec says {expected[m]}"
+                )
+
+    def forward(
+        self,
+        audio: torch.Tensor | None = None,
+        face: torch.Tensor | None = None,
+        lips: torch.Tensor | None = None,
+        step_mask: torch.Tensor | None = None,
+        presence: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Inputs as in :mod:`avdf.models.base`; returns :class:`ModelOutput`.
+
+        ``step_mask`` may be omitted (all steps real); ``presence`` may be omitted (every
+        modality of the model present at every real step).
+        """
+        inputs = {"audio": audio, "face": face, "lips": lips}
+        for m in self.modalities:
+            if inputs[m] is None:
+                raise ValueError(f"model {self.model_name!r} needs the {m!r} input")
+        if self.spec is not None:
+            self._check_shapes(inputs)
+        reference = inputs[self.modalities[0]]
+        b, t = reference.shape[:2]
+        if step_mask is None:
+            step_mask = torch.ones(b, t, dtype=torch.bool, device=reference.device)
+        step_mask = step_mask.bool()
+        lengths = step_mask.sum(dim=1)  # (B,)
+        steps = torch.arange(t, device=step_mask.device)
+        if not torch.equal(step_mask, steps.unsqueeze(0) < lengths.unsqueeze(1)):
+            raise ValueError("step_mask must mark a prefix of each window (padding at the end)")
+        if presence is None:
+            present = step_mask.unsqueeze(-1).expand(b, t, len(self.modalities))
+        else:
+            columns = [MODALITIES.index(m) for m in self.modalities]
+            present = presence.bool()[..., columns] & step_mask.unsqueeze(-1)  # (B, T, M)
+        if self.training and self.modality_dropout > 0:
+            present = self._drop_modalities(present)
+
+        valid = [present[..., i] for i in range(len(self.modalities))]  # M x (B, T)
+        features = [
+            self.encoders[m](self.blocks[m](inputs[m], v), v, lengths)  # (B, T, d)
+            for m, v in zip(self.modalities, valid, strict=True)
+        ]
+        fused = self.fusion_layer(self.fusion(features, valid))  # (B, T, fusion_dim)
+
+        boundaries = F.softplus(self.boundary_head(fused))  # (B, T, 2) steps to (start, end)
+        modality_logits = self.modality_head(fused)  # (B, T, 2)
+        return ModelOutput(
+            fake_logits=self.fake_head(fused).squeeze(-1),
+            boundaries=boundaries,
+            audio_fake_logits=modality_logits[..., 0],
+            visual_fake_logits=modality_logits[..., 1],
+            video_logit=self.video_head(_masked_mean_max(fused, step_mask)).squeeze(-1),
+        )
+
+
+def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[mean ; max] of x (B, T, C) over the steps where mask (B, T) is True -> (B, 2C);
+    zeros for a window with no real step."""
+    m = mask.unsqueeze(-1)
+    count = m.sum(dim=1).clamp(min=1).to(x.dtype)  # (B, 1)
+    mean = (x * m.to(x.dtype)).sum(dim=1) / count
+    peak = x.masked_fill(~m, torch.finfo(x.dtype).min).amax(dim=1)
+    peak = torch.where(mask.any(dim=1, keepdim=True), peak, torch.zeros_like(peak))
+    return torch.cat([mean, peak], dim=-1)
+
+
+# --- registered variants: kwargs only ----------------------------------------------------
+@register_model("mmms_ba")
+def mmms_ba(**kwargs: Any) -> MMMSBA:
+    """MMMS-BA with CPU-friendly sizes (GRU 128 per direction, d = 64)."""
+    return MMMSBA(**{"fusion": "mmms_ba", **kwargs})
+
+
+@register_model("mmms_ba_paper")
+def mmms_ba_paper(**kwargs: Any) -> MMMSBA:
+    """MMMS-BA with the paper's contextual sizes: GRU 300 per direction (dropout 0.5),
+    dense 100 with tanh (dropout 0.7). The fusion width (not given in the paper) is 100."""
+    paper = {
+        "fusion": "mmms_ba",
+        "gru_hidden": 300,
+        "gru_dropout": 0.5,
+        "context_dim": 100,
+        "context_dropout": 0.7,
+        "fusion_dim": 100,
+    }
+    return MMMSBA(**{**paper, **kwargs})
+
+
+@register_model("mmus_sa")
+def mmus_sa(**kwargs: Any) -> MMMSBA:
+    """Ablation: self-attention over the modality vectors at each step."""
+    return MMMSBA(**{"fusion": "mmus_sa", **kwargs})
+
+
+@register_model("ms_sa")
+def ms_sa(**kwargs: Any) -> MMMSBA:
+    """Ablation: per-modality self-attention across steps."""
+    return MMMSBA(**{"fusion": "ms_sa", **kwargs})
+
+
+@register_model("none")
+def concat(**kwargs: Any) -> MMMSBA:
+    """Ablation: plain concatenation of the contextual features, no attention."""
+    return MMMSBA(**{"fusion": "none", **kwargs})
