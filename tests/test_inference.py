@@ -4,12 +4,19 @@ on real shared clips with a small untrained model."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+import torch
 
+from avdf.data.batch import features_to_inputs
+from avdf.errors import InputError
 from avdf.inference.decode import DecodeConfig, decode_proposals, soft_nms
+from avdf.inference.detector import Detector, aggregate_video_score
 from avdf.inference.sliding import OverlapStitcher, iter_windows, window_weights
+from avdf.models import create_model, save_checkpoint
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
 
@@ -177,3 +184,109 @@ def test_short_video_is_one_padded_window() -> None:
     done = stitcher.add(0, np.arange(5.0)[:, None])
     assert len(done) == 0
     np.testing.assert_allclose(stitcher.finish()[:, 0], np.arange(5.0))
+
+
+# --- Detector end to end: real clips, real pipeline, a small untrained model ------------
+
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
+CLIP = MEDIA / "talking-face_pc-avs_517600055.mp4"  # 4.48 s, 224x224, with audio
+
+
+def tiny_checkpoint(path: Path, window_steps: int = 32) -> Path:
+    """A real MMMS-BA, randomly initialised and small, saved as avdf saves checkpoints."""
+    torch.manual_seed(0)
+    spec = MediaSpec()
+    model = create_model(
+        "mmms_ba",
+        spec=spec,
+        block_dim=16,
+        block_width=4,
+        gru_hidden=16,
+        context_dim=16,
+        fusion_dim=16,
+    )
+    return save_checkpoint(path, model, spec, extra={"window_steps": window_steps})
+
+
+def video_without_audio(src: Path, dst: Path) -> Path:
+    """Remux only the video stream of ``src`` (no re-encoding)."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        stream_in = source.streams.video[0]
+        stream_out = out.add_stream_from_template(stream_in)
+        for packet in source.demux(stream_in):
+            if packet.dts is None:
+                continue
+            packet.stream = stream_out
+            out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> Detector:
+    path = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
+    return Detector.from_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_detect_real_clip(detector: Detector) -> None:
+    assert detector.window_steps == 32  # taken from the checkpoint
+    prediction, steps = detector.detect_with_steps(CLIP)
+    assert prediction.video_id == CLIP.stem
+    assert prediction.duration == pytest.approx(4.48, abs=0.05)
+    assert abs(steps.n_steps - detector.spec.steps_in(prediction.duration)) <= 1
+    # 112 steps, window 32, hop 16: windows start at 0, 16, ..., 80.
+    assert len(steps.window_video_prob) == (steps.n_steps - 32 + 15) // 16 + 1
+    assert steps.boundaries.shape == (steps.n_steps, 2) and (steps.boundaries >= 0).all()
+    for probs in (steps.fake_prob, steps.audio_prob, steps.visual_prob):
+        assert probs.shape == (steps.n_steps,) and ((probs > 0) & (probs < 1)).all()
+    assert 0.0 <= prediction.score <= 1.0
+    assert prediction.score == pytest.approx(
+        aggregate_video_score(steps.window_video_prob, steps.fake_prob)
+    )
+    assert set(prediction.modality_scores) == {"audio", "visual"}
+    assert prediction.modalities_present["audio"] == 1.0
+    assert prediction.modalities_present["face"] > 0.9
+    segments = prediction.segments
+    assert 0 < len(segments) <= detector.decode_config.top_k
+    assert all(0.0 <= s.start < s.end <= prediction.duration for s in segments)
+    assert all(s.modality in ("audio", "visual", "both") for s in segments)
+
+
+@pytest.mark.slow
+def test_single_window_matches_direct_forward(tmp_path: Path) -> None:
+    # A window longer than the clip: stitching must hand back the model's own outputs.
+    detector = Detector.from_checkpoint(tiny_checkpoint(tmp_path / "w.ckpt", window_steps=128))
+    steps = detector.detect_steps(CLIP)
+    features = VideoFeatures.concat(list(detector._feature_chunks(CLIP, None)))
+    with torch.inference_mode():
+        out = detector.model(**features_to_inputs([features], 128))
+    n = features.n_steps
+    assert steps.n_steps == n and len(steps.window_video_prob) == 1
+    np.testing.assert_allclose(steps.fake_prob, torch.sigmoid(out.fake_logits[0, :n]), atol=1e-5)
+    np.testing.assert_allclose(steps.boundaries, out.boundaries[0, :n], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_clip_without_audio_is_scored(detector: Detector, tmp_path: Path) -> None:
+    silent = video_without_audio(CLIP, tmp_path / "silent.mp4")
+    prediction = detector.detect(silent, video_id="silent")
+    assert prediction.modalities_present["audio"] == 0.0
+    assert prediction.modalities_present["face"] > 0.9
+    assert 0.0 <= prediction.score <= 1.0
+    assert prediction.duration == pytest.approx(4.48, abs=0.05)
+
+
+def test_bad_files_raise_one_line_input_errors(detector: Detector, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(CLIP.read_bytes()[:4000])
+    for bad in (tmp_path / "missing.mp4", text, truncated):
+        with pytest.raises(InputError) as caught:
+            detector.detect(bad)
+        assert str(caught.value).startswith(str(bad)) and "\n" not in str(caught.value)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        Detector.from_checkpoint(tmp_path / "nope.ckpt")

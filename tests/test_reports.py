@@ -80,7 +80,6 @@ def test_never_overwrites_without_force(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
-
     target = tmp_path / "r.txt"
     with pytest.raises(TypeError):
         write_text_atomic(target, 123)  # type: ignore[arg-type]  # f.write(int) fails

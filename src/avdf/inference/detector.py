@@ -1,0 +1,256 @@
+"""The Detector: video file -> :class:`avdf.types.Prediction`, streaming (DESIGN §4.9).
+
+    chunks of VideoFeatures (preprocess.pipeline)
+      -> windows of the training length, half-window hop (inference.sliding)
+      -> model in inference mode, a few windows per batch
+      -> per-step probabilities stitched by overlap averaging (inference.sliding)
+      -> proposals + soft-NMS over the whole video (inference.decode)
+
+Memory is bounded by one chunk plus one batch of windows; only a handful of floats per
+step (probabilities and boundary distances) are kept for the whole video.
+
+Video-level score. The model emits one video logit per *window*. Its mean over windows is
+the video head's verdict for manipulations that span the video (FakeAVCeleb-style whole
+clips), but a short fake segment inside a long real video would be diluted by the mean.
+The per-step head localises such segments, so the video score is
+``max(mean window video probability, max stitched step probability)``: the stitched step
+probabilities are already averaged over overlapping windows, which damps single-window
+spikes. See :func:`aggregate_video_score`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avdf.data.batch import features_to_inputs
+from avdf.errors import InputError
+from avdf.inference.decode import DecodeConfig, decode_proposals
+from avdf.inference.sliding import OverlapStitcher, iter_windows
+from avdf.preprocess.features import VideoFeatures
+from avdf.timebase import MediaSpec
+from avdf.types import Prediction
+
+DEFAULT_WINDOW_STEPS = 64
+BUNDLED_CHECKPOINT = "assets/demo.ckpt"  # inside the avdf package
+# Stitched channels, in order: fake, audio-fake, visual-fake probabilities, then the
+# distances in steps to the segment start and end.
+_CHANNELS = 5
+
+
+@dataclass
+class StepOutputs:
+    """Stitched per-step outputs of one whole video (N steps) plus what decoding needs."""
+
+    spec: MediaSpec
+    duration: float  # seconds
+    fake_prob: np.ndarray  # (N,) float32
+    audio_prob: np.ndarray  # (N,) float32
+    visual_prob: np.ndarray  # (N,) float32
+    boundaries: np.ndarray  # (N, 2) float32, steps from the step centre to (start, end)
+    window_video_prob: np.ndarray  # (n_windows,) float32, video head per window
+    modalities_present: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.fake_prob)
+
+
+def aggregate_video_score(window_video_prob: np.ndarray, fake_prob: np.ndarray) -> float:
+    """``max(mean window video probability, max step probability)`` (module docstring)."""
+    window_mean = float(np.mean(window_video_prob)) if len(window_video_prob) else 0.0
+    step_max = float(np.max(fake_prob)) if len(fake_prob) else 0.0
+    return max(window_mean, step_max)
+
+
+def bundled_checkpoint_path() -> Path:
+    """The demo checkpoint shipped inside the package; a clear error if it is missing."""
+    resource = importlib.resources.files("avdf").joinpath(BUNDLED_CHECKPOINT)
+    if not resource.is_file():
+        raise InputError(
+            str(resource),
+            "the bundled demo checkpoint is missing; pass --checkpoint PATH "
+            "(train one with `avdf train`)",
+        )
+    return Path(str(resource))
+
+
+class Detector:
+    """Scores whole videos of any length with a trained model.
+
+    ``window_steps`` defaults to the checkpoint's training window (``window_steps`` in
+    its info or info['extra']) or 64; windows overlap by half. ``batch_size`` windows go through the model at once.
+    ``num_threads`` sets torch's intra-op threads (None keeps torch's default, one per
+    physical core, which suits a 2-core machine).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: MediaSpec,
+        decode: DecodeConfig | None = None,
+        window_steps: int | None = None,
+        batch_size: int = 4,
+        hop_steps: int | None = None,
+        weighting: str = "triangular",
+        chunk_steps: int = 250,
+        max_side: int = 640,
+        num_threads: int | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.decode_config = decode or DecodeConfig()
+        self.info = dict(info or {})
+        trained = self.info.get("window_steps") or (self.info.get("extra") or {}).get(
+            "window_steps"
+        )
+        self.window_steps = int(window_steps or trained or DEFAULT_WINDOW_STEPS)
+        self.hop_steps = hop_steps or max(1, self.window_steps // 2)
+        self.batch_size = batch_size
+        self.weighting = weighting
+        self.chunk_steps = chunk_steps
+        self.max_side = max_side
+        self._tracker: Any = None  # built on first use, reused across videos
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, **kwargs: Any) -> Detector:
+        """Load a checkpoint saved by ``avdf train`` (None: the bundled demo checkpoint)."""
+        from avdf.models.checkpoint import load_checkpoint
+
+        checkpoint = Path(path) if path is not None else bundled_checkpoint_path()
+        if not checkpoint.is_file():
+            raise InputError(checkpoint, "checkpoint file not found")
+        model, spec, info = load_checkpoint(checkpoint)
+        return cls(model, spec, info=info, **kwargs)
+
+    # --- streaming ----------------------------------------------------------------------
+    def _feature_chunks(self, path: str | Path, stats: Any) -> Iterator[VideoFeatures]:
+        from avdf.preprocess.pipeline import default_tracker, iter_features
+
+        # One face tracker for every video this Detector sees: building it loads models.
+        if self._tracker is None:
+            self._tracker = default_tracker(self.spec)
+        return iter_features(
+            path,
+            self.spec,
+            chunk_steps=self.chunk_steps,
+            tracker=self._tracker,
+            max_side=self.max_side,
+            stats=stats,
+        )
+
+    def _run_batch(self, windows: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs for a batch: per-step channels (B, T, 5) and video prob (B,)."""
+        inputs = features_to_inputs(windows, self.window_steps)
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        channels = torch.stack(
+            [
+                torch.sigmoid(out.fake_logits),
+                torch.sigmoid(out.audio_fake_logits),
+                torch.sigmoid(out.visual_fake_logits),
+                out.boundaries[..., 0].clamp(min=0),
+                out.boundaries[..., 1].clamp(min=0),
+            ],
+            dim=-1,
+        )  # (B, T, 5)
+        return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy()
+
+    def detect_steps(self, path: str | Path) -> StepOutputs:
+        """Stitched per-step probabilities for the whole video at ``path``."""
+        from avdf.preprocess.pipeline import ExtractionStats
+
+        stats = ExtractionStats()  # the pipeline fills in the probed MediaInfo
+        stitcher = OverlapStitcher(self.window_steps, _CHANNELS, self.weighting)
+        finished: list[np.ndarray] = []  # (n, 5) blocks of final steps
+        window_probs: list[np.ndarray] = []
+        audio_steps = face_steps = 0
+        pending: list[VideoFeatures] = []
+
+        def flush() -> None:
+            channels, video_prob = self._run_batch(pending)
+            for window, values in zip(pending, channels, strict=True):
+                finished.append(stitcher.add(window.first_step, values[: window.n_steps]))
+            window_probs.append(video_prob)
+            pending.clear()
+
+        def counted(chunks: Iterator[VideoFeatures]) -> Iterator[VideoFeatures]:
+            nonlocal audio_steps, face_steps
+            for chunk in chunks:
+                audio_steps += int(chunk.audio_mask.sum())
+                face_steps += int(chunk.face_mask.sum())
+                yield chunk
+
+        chunks = counted(self._feature_chunks(path, stats))
+        for window in iter_windows(chunks, self.window_steps, self.hop_steps):
+            pending.append(window)
+            if len(pending) == self.batch_size:
+                flush()
+        if pending:
+            flush()
+        finished.append(stitcher.finish())
+        steps = np.concatenate(finished).astype(np.float32)  # (N, 5)
+        n = len(steps)
+        if n == 0:
+            raise InputError(path, "no video frames could be decoded")
+        step_duration = n * self.spec.step_seconds
+        probed = stats.info.duration if stats.info is not None else 0.0
+        duration = probed if probed > 0 else step_duration
+        return StepOutputs(
+            spec=self.spec,
+            duration=float(duration),
+            fake_prob=steps[:, 0],
+            audio_prob=steps[:, 1],
+            visual_prob=steps[:, 2],
+            boundaries=steps[:, 3:5],
+            window_video_prob=np.concatenate(window_probs).astype(np.float32),
+            modalities_present={
+                "audio": audio_steps / n,
+                "face": face_steps / n,
+                "lips": face_steps / n,  # lips come from the face track
+            },
+        )
+
+    # --- decoding -----------------------------------------------------------------------
+    def predict(self, steps: StepOutputs, video_id: str) -> Prediction:
+        """Turn stitched step outputs into a Prediction (segments, scores, modalities)."""
+        segments = decode_proposals(
+            steps.fake_prob,
+            steps.boundaries,
+            steps.spec,
+            steps.duration,
+            audio_prob=steps.audio_prob,
+            visual_prob=steps.visual_prob,
+            config=self.decode_config,
+        )
+        return Prediction(
+            video_id=video_id,
+            duration=steps.duration,
+            score=aggregate_video_score(steps.window_video_prob, steps.fake_prob),
+            modality_scores={
+                "audio": float(steps.audio_prob.max()),
+                "visual": float(steps.visual_prob.max()),
+            },
+            segments=segments,
+            modalities_present=dict(steps.modalities_present),
+        )
+
+    def detect_with_steps(
+        self, path: str | Path, video_id: str | None = None
+    ) -> tuple[Prediction, StepOutputs]:
+        """Prediction plus the per-step outputs (for the HTML timeline)."""
+        steps = self.detect_steps(path)
+        return self.predict(steps, video_id or Path(path).stem), steps
+
+    def detect(self, path: str | Path, video_id: str | None = None) -> Prediction:
+        """Score the video at ``path``; ``video_id`` defaults to the file name's stem."""
+        return self.detect_with_steps(path, video_id)[0]
