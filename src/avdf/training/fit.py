@@ -1,0 +1,187 @@
+"""Run a training from a :class:`TrainConfig`: data, module, Lightning Trainer, and the export
+of the best weights as a plain checkpoint.
+
+Output folder layout::
+
+    OUT/config.yaml          the resolved configuration
+    OUT/checkpoints/*.ckpt   Lightning checkpoints (best + last; --resume takes these)
+    OUT/logs/metrics.csv     losses and validation metrics
+    OUT/model.ckpt           best weights, self-describing (avdf detect --checkpoint)
+
+Nothing here assumes one process: under DDP every rank runs this code, only rank 0 writes
+files, and the samplers come from Lightning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from avdf.data.datamodule import AVDFDataModule, load_samples
+from avdf.data.dataset import missing_from_cache
+from avdf.errors import AvdfError, OutputExistsError
+from avdf.training.config import TrainConfig, save_config
+from avdf.training.module import AVDFModule
+from avdf.types import Sample, write_manifest
+
+log = logging.getLogger(__name__)
+
+MISSING_MANIFEST = "missing_from_cache.jsonl"
+
+
+class MissingCacheError(AvdfError):
+    """Videos of the training data have no (complete) cache entry."""
+
+    def __init__(self, cache_dir: Path, n_missing: int, n_total: int, manifest: Path) -> None:
+        super().__init__(
+            f"{cache_dir}: {n_missing} of {n_total} videos are not preprocessed; run "
+            f"`avdf preprocess {manifest} --out {cache_dir}` first"
+        )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    out_dir: Path
+    model_path: Path  # the exported plain checkpoint
+    best_checkpoint: Path  # the Lightning checkpoint it came from
+    best_score: float | None  # value of the monitored metric there (None without validation)
+
+
+def _is_rank_zero() -> bool:
+    # Set by Lightning from RANK / SLURM_PROCID / LOCAL_RANK before any process group exists,
+    # so it is right even in the processes DDP re-launches.
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _check_cache(config: TrainConfig, samples: Sequence[Sample], out_dir: Path) -> None:
+    labelled = [s for s in samples if s.label is not None]
+    missing = missing_from_cache(labelled, config.data.cache_dir)
+    if missing:
+        manifest = out_dir / MISSING_MANIFEST
+        if _is_rank_zero():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_manifest(missing, str(manifest))
+        raise MissingCacheError(Path(config.data.cache_dir), len(missing), len(labelled), manifest)
+
+
+def fit(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    resume: str | Path | None = None,
+    force: bool = False,
+    callbacks: Sequence[Callback] = (),
+    enable_progress_bar: bool = True,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train with ``config`` and write everything under ``out_dir`` (see module docstring).
+
+    Refuses an existing non-empty ``out_dir`` unless ``force`` or ``resume`` is given.
+    ``trainer_overrides`` are passed to ``lightning.Trainer`` last (tests, profiling).
+    """
+    out_dir = Path(out_dir)
+    if _is_rank_zero() and resume is None and not force:
+        # The missing-cache list of an earlier refused run is not an output.
+        if out_dir.exists() and any(p.name != MISSING_MANIFEST for p in out_dir.iterdir()):
+            raise OutputExistsError(out_dir)
+
+    d, t = config.data, config.trainer
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    train_samples = load_samples(d.dataset, d.root, d.manifest, d.train_split)
+    val_samples = load_samples(d.dataset, d.root, d.manifest, d.val_split) if d.val_split else []
+    if not [s for s in train_samples if s.label is not None]:
+        raise AvdfError(f"{d.manifest or d.root}: no labelled videos in split '{d.train_split}'")
+    _check_cache(config, [*train_samples, *val_samples], out_dir)
+    if _is_rank_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+
+    datamodule = AVDFDataModule(
+        d.cache_dir,
+        config.media,
+        window_steps=d.window_steps,
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        windows_per_video=d.windows_per_video,
+        fake_window_fraction=d.fake_window_fraction,
+        val_hop_steps=d.val_hop_steps,
+        train_samples=train_samples,
+        val_samples=val_samples,
+    )
+    module = AVDFModule(
+        config.model.name,
+        config.model.kwargs,
+        config.media.to_dict(),
+        config.to_dict()["loss"],
+        config.to_dict()["optim"],
+    )
+
+    has_val = bool(val_samples)
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best-{epoch}-{step}",
+        monitor=t.monitor if has_val else None,
+        mode=t.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+    )
+    all_callbacks: list[Callback] = [checkpoint, *callbacks]
+    if has_val and t.early_stopping_patience is not None:
+        all_callbacks.append(
+            EarlyStopping(
+                monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience
+            )
+        )
+    trainer_kwargs: dict[str, Any] = dict(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        precision=t.precision,
+        deterministic=t.deterministic,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches if has_val else 0,
+        callbacks=all_callbacks,
+        logger=CSVLogger(out_dir, name="logs", version=""),
+        default_root_dir=out_dir,
+        enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False,
+    )
+    trainer_kwargs.update(trainer_overrides or {})
+    trainer = L.Trainer(**trainer_kwargs)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
+
+    best = Path(checkpoint.best_model_path or checkpoint.last_model_path)
+    score = checkpoint.best_model_score
+    model_path = out_dir / "model.ckpt"
+    if trainer.is_global_zero:
+        best_module = AVDFModule.load_from_checkpoint(best, map_location="cpu")
+        best_module.export(
+            model_path,
+            extra={
+                "window_steps": d.window_steps,
+                "trained_on": d.dataset or str(d.manifest),
+                "best_checkpoint": best.name,
+                "monitor": t.monitor if has_val else None,
+                "best_score": None if score is None else float(score),
+                "config": config.to_dict(),
+            },
+        )
+    return FitResult(out_dir, model_path, best, None if score is None else float(score))

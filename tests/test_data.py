@@ -1,0 +1,118 @@
+"""Targets on the step grid, the window dataset and its collate, on real cached clips."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from avdf.data.targets import step_targets
+from avdf.timebase import MediaSpec
+from avdf.types import Sample, Segment
+
+SPEC = MediaSpec()  # 25 steps/s: a step is 40 ms
+
+
+def _sample(segments=(), label=1, audio=None, visual=None, **extra) -> Sample:
+    return Sample(
+        id="v",
+        dataset="t",
+        split="train",
+        path="v.mp4",
+        duration=4.0,
+        label=label,
+        fake_segments=tuple(segments),
+        audio_fake_segments=audio,
+        visual_fake_segments=visual,
+        extra=extra,
+    )
+
+
+# --- targets by hand -------------------------------------------------------------------
+def test_step_targets_hand_case() -> None:
+    # [0.10, 0.30) s = [2.5, 7.5) in steps: centres k + 0.5 inside for k = 2..6
+    seg = Segment(0.10, 0.30)
+    t = step_targets(_sample([seg], audio=(seg,), visual=()), SPEC, 10)
+    np.testing.assert_array_equal(t.fake, [0, 0, 1, 1, 1, 1, 1, 0, 0, 0])
+    # step 2: centre 2.5 -> 0 steps from the start, 5 to the end
+    np.testing.assert_allclose(t.boundaries[2], [0.0, 5.0], atol=1e-5)
+    np.testing.assert_allclose(t.boundaries[6], [4.0, 1.0], atol=1e-5)
+    assert (t.boundaries[[0, 1, 7, 8, 9]] == 0).all()
+    np.testing.assert_array_equal(t.audio_fake, t.fake)
+    assert t.visual_fake.sum() == 0
+    assert t.modality_known and t.video_label == 1
+
+
+def test_step_targets_real_and_unknown_modality() -> None:
+    real = step_targets(_sample(label=0, audio=(), visual=()), SPEC, 8)
+    assert real.fake.sum() == 0 and real.modality_known and real.video_label == 0
+    # LAV-DF-style dataset that does not say which modality: heads masked
+    unknown = step_targets(_sample([Segment(0.0, 0.1)]), SPEC, 8)
+    assert not unknown.modality_known
+    assert unknown.audio_fake.sum() == 0 and unknown.fake.sum() == 2
+
+
+def test_overlapping_segments_use_the_shortest() -> None:
+    long, short = Segment(0.0, 0.4), Segment(0.12, 0.2)  # steps [0, 10) and [3, 5)
+    t = step_targets(_sample([long, short]), SPEC, 12)
+    np.testing.assert_allclose(t.boundaries[3], [0.5, 1.5], atol=1e-5)  # the short one
+    np.testing.assert_allclose(t.boundaries[1], [1.5, 8.5], atol=1e-5)  # only the long one
+
+
+def test_whole_video_fake_without_segments() -> None:
+    # FakeAVCeleb adapter without a probed duration: fake, no segments, audio faked (None),
+    # video untouched (()).
+    sample = _sample(label=1, audio=None, visual=(), whole_video_fake=True)
+    t = step_targets(sample, SPEC, 6)
+    assert t.fake.tolist() == [1.0] * 6
+    np.testing.assert_allclose(t.boundaries[:, 0] + t.boundaries[:, 1], 6.0)
+    assert t.modality_known and t.audio_fake.sum() == 6 and t.visual_fake.sum() == 0
+
+
+def test_slice_keeps_true_segment_ends() -> None:
+    t = step_targets(_sample([Segment(0.0, 0.4)]), SPEC, 20).slice(5, 15)
+    assert t.n_steps == 10
+    np.testing.assert_allclose(t.boundaries[0], [5.5, 4.5], atol=1e-5)
+
+
+# --- targets: invariants -----------------------------------------------------------------
+segments = st.lists(
+    st.tuples(st.floats(0, 5), st.floats(0.0, 2.0)).map(lambda p: Segment(p[0], p[0] + p[1])),
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(segments, st.integers(0, 150), st.sampled_from([1, 2, 5]))
+def test_targets_invariants(segs, n_steps, stride) -> None:
+    spec = MediaSpec(stride=stride)
+    sample = _sample(segs, label=int(bool(segs)), audio=tuple(segs), visual=())
+    t = step_targets(sample, spec, n_steps)
+    assert t.fake.shape == (n_steps,) and t.boundaries.shape == (n_steps, 2)
+    assert (t.boundaries >= 0).all()
+    inside = t.fake > 0
+    assert (t.boundaries[~inside] == 0).all()
+    lengths = t.boundaries[inside].sum(axis=1)
+
+    def contains(s: Segment, k: int) -> bool:
+        # in step coordinates, as MediaSpec.segment_steps decides (no seconds round trip)
+        return spec.seconds_to_step(s.start) <= k + 0.5 < spec.seconds_to_step(s.end)
+
+    for k, length in zip(np.flatnonzero(inside), lengths, strict=True):
+        containing = [s for s in segs if contains(s, int(k))]
+        assert containing, "a positive step lies in a segment"
+        shortest = min(s.duration for s in containing) * spec.steps_per_second
+        assert math.isclose(length, shortest, rel_tol=1e-4, abs_tol=1e-3)
+    # every step whose centre is in a segment is positive
+    for k in range(n_steps):
+        if any(contains(s, k) for s in segs):
+            assert inside[k]
+    np.testing.assert_array_equal(t.audio_fake, t.fake)
+
+
+def test_negative_steps_rejected() -> None:
+    with pytest.raises(ValueError):
+        step_targets(_sample(), SPEC, -1)

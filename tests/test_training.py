@@ -1,0 +1,183 @@
+"""Losses (by hand), the config loader, and real training runs on cached real clips."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from avdf.models.base import ModelOutput
+from avdf.training.config import ConfigError, config_from_dict, load_config
+from avdf.training.losses import (
+    LossWeights,
+    detection_losses,
+    diou_loss_1d,
+    masked_bce,
+    sigmoid_focal_loss,
+)
+from avdf.training.module import warmup_cosine
+
+
+# --- losses --------------------------------------------------------------------------------
+def test_focal_loss_by_hand() -> None:
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    targets = torch.tensor([1.0, 0.0, 0.0])
+    got = sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0)
+    # p = 0.5 for y = 1: 0.25 * 0.5^2 * log 2
+    assert math.isclose(got[0].item(), 0.25 * 0.25 * math.log(2), rel_tol=1e-5)
+    # y = 0, p = sigmoid(2): 0.75 * p^2 * -log(1 - p)
+    p = 1 / (1 + math.exp(-2))
+    assert math.isclose(got[1].item(), 0.75 * p**2 * -math.log(1 - p), rel_tol=1e-5)
+    p = 1 / (1 + math.exp(1))
+    assert math.isclose(got[2].item(), 0.75 * p**2 * -math.log(1 - p), rel_tol=1e-5)
+
+
+def test_focal_loss_reduces_to_bce() -> None:
+    logits = torch.randn(50)
+    targets = (torch.rand(50) > 0.5).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    torch.testing.assert_close(sigmoid_focal_loss(logits, targets, alpha=-1, gamma=0.0), bce)
+    # focusing only ever lowers the loss, most for confident correct predictions
+    assert (sigmoid_focal_loss(logits, targets, alpha=-1, gamma=2.0) <= bce + 1e-7).all()
+
+
+def test_diou_by_hand() -> None:
+    # pred [-1, 1], target [0, 2] around the anchor: IoU 1/3, centres 0 and 1, enclosing 3
+    got = diou_loss_1d(torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 2.0]]))
+    assert math.isclose(got.item(), 1 - 1 / 3 + 1 / 9, rel_tol=1e-6)
+    # identical segments: zero loss; same centre, half length: 1 - 0.5
+    same = diou_loss_1d(
+        torch.tensor([[2.0, 3.0], [1.0, 1.0]]), torch.tensor([[2.0, 3.0], [2.0, 2.0]])
+    )
+    torch.testing.assert_close(same, torch.tensor([0.0, 0.5]))
+
+
+def test_masked_bce_ignores_masked_entries() -> None:
+    logits = torch.tensor([0.0, 100.0])
+    targets = torch.tensor([1.0, 0.0])  # the second would cost 100
+    got = masked_bce(logits, targets, torch.tensor([True, False]))
+    assert math.isclose(got.item(), math.log(2), rel_tol=1e-6)
+    assert masked_bce(logits, targets, torch.tensor([False, False])).item() == 0.0
+
+
+def _batch_and_output(b: int = 2, t: int = 6) -> tuple[dict, ModelOutput]:
+    torch.manual_seed(0)
+    fake = torch.zeros(b, t)
+    fake[0, 1:4] = 1
+    boundaries = torch.zeros(b, t, 2)
+    boundaries[0, 1:4] = torch.tensor([[0.5, 2.5], [1.5, 1.5], [2.5, 0.5]])
+    batch = {
+        "step_mask": torch.ones(b, t, dtype=torch.bool),
+        "fake": fake,
+        "boundaries": boundaries,
+        "audio_fake": fake.clone(),
+        "visual_fake": torch.zeros(b, t),
+        "modality_known": torch.tensor([True, False]),
+        "video_target": torch.tensor([1.0, 0.0]),
+        "video_known": torch.tensor([True, True]),
+    }
+    out = ModelOutput(
+        torch.randn(b, t, requires_grad=True),
+        torch.rand(b, t, 2, requires_grad=True),
+        torch.randn(b, t, requires_grad=True),
+        torch.randn(b, t, requires_grad=True),
+        torch.randn(b, requires_grad=True),
+    )
+    return batch, out
+
+
+def test_detection_losses_combine_and_mask() -> None:
+    batch, out = _batch_and_output()
+    w = LossWeights(classification=1.0, regression=2.0, modality=0.5, video=0.25)
+    losses = detection_losses(out, batch, w)
+    expected = (
+        losses["classification"]
+        + 2 * losses["regression"]
+        + 0.5 * losses["modality"]
+        + 0.25 * losses["video"]
+    )
+    torch.testing.assert_close(losses["loss"], expected)
+    # regression only sees the 3 positive steps
+    pos = batch["fake"] > 0
+    ref = diou_loss_1d(out.boundaries[pos], batch["boundaries"][pos]).mean()
+    torch.testing.assert_close(losses["regression"], ref)
+    # padding: masking a step changes nothing if its outputs change
+    batch["step_mask"][1, -1] = False
+    before = detection_losses(out, batch, w)["loss"]
+    out.fake_logits.data[1, -1] += 50
+    out.audio_fake_logits.data[1, -1] += 50
+    torch.testing.assert_close(detection_losses(out, batch, w)["loss"], before)
+    before.backward()
+    assert out.boundaries.grad is not None and out.video_logit.grad is not None
+
+
+def test_warmup_cosine_schedule() -> None:
+    assert warmup_cosine(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(10, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert warmup_cosine(100, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(500, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+# --- config ----------------------------------------------------------------------------------
+def test_config_overrides_and_unknown_keys(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"manifest": "m.jsonl", "cache_dir": "cache", "window_steps": 32},
+                "model": {"name": "mmms_ba", "kwargs": {"gru_hidden": 32}},
+                "optim": {"lr": 1},
+            }
+        )
+    )
+    cfg = load_config(
+        path, ["model.kwargs.context_dim=16", "trainer.max_epochs=3", "media.stride=2"]
+    )
+    assert cfg.model.kwargs == {"gru_hidden": 32, "context_dim": 16}
+    assert cfg.trainer.max_epochs == 3 and cfg.media.stride == 2
+    assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
+    assert cfg.data.window_steps == 32 and cfg.data.val_split == "dev"
+
+    with pytest.raises(ConfigError, match="'data.windows_stepz': unknown key"):
+        load_config(path, ["data.windows_stepz=3"])
+    with pytest.raises(ConfigError, match="'trainer.max_epochs': expected int"):
+        load_config(path, ["trainer.max_epochs=many"])
+    with pytest.raises(ConfigError, match="media"):
+        load_config(path, ["media.fps=7"])  # 16000 samples/s do not divide into 7 fps
+    with pytest.raises(ConfigError, match="exactly one"):
+        config_from_dict({"data": {"cache_dir": "c"}})
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(path, ["novalue"])
+
+
+def test_round_trip_of_resolved_config(tmp_path) -> None:
+    from avdf.training.config import save_config
+
+    cfg = config_from_dict({"data": {"dataset": "lavdf", "root": "r"}, "loss": {"video": 1}})
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_load_and_build_their_model(path) -> None:
+    from avdf.models import create_model
+
+    cfg = load_config(path)
+    model = create_model(cfg.model.name, spec=cfg.media.to_dict(), **cfg.model.kwargs)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_every_dataset_and_variant_has_a_config() -> None:
+    names = {p.stem for p in CONFIGS}
+    for variant in ("mmms_ba", "none", "mmus_sa", "ms_sa"):
+        assert f"synth_{variant}" in names
+    for dataset in ("lavdf", "avdeepfake1m", "fakeavceleb", "tvil"):
+        assert f"{dataset}_mmms_ba" in names
