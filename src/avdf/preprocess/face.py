@@ -1,0 +1,386 @@
+"""Face and lip tracking: frames -> main-face landmarks -> aligned face and mouth crops.
+
+The recipe follows the lip-reading practice (auto_avsr's landmark -> crop preparation):
+
+1. a :class:`LandmarkBackend` finds every face's 468 mesh points in each frame;
+2. the *main face* is the track closest to the previous main face (bounding-box IoU), starting
+   with the largest face;
+3. short gaps (<= ``max_gap_seconds``) are filled by linear interpolation between known
+   landmarks; longer gaps are masked (``face_mask`` False, zero crops);
+4. landmarks are smoothed with a one-euro filter (causal, so chunk boundaries change nothing);
+5. a similarity transform maps stable points (eye corners, nose tip, mouth corners) onto a fixed
+   template for the face crop; the mouth crop is centred on the lips' centroid, its side a fixed
+   multiple of the outer eye-corner distance, rotated with the face.
+
+:class:`FaceTracker` is stateful across :meth:`FaceTracker.process` calls of one video, so a long
+video is tracked chunk by chunk in bounded memory. Chunking changes one thing only: missing
+frames at the end of a chunk cannot see whether the face comes back, so they *hold* the last
+landmarks for up to ``max_gap_seconds`` after the last detection (mask True); the next chunk
+interpolates from the held landmarks if the face returns in time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from avdf.preprocess.features import N_LANDMARKS
+from avdf.timebase import MediaSpec
+
+# The 40 distinct points of MediaPipe's FACEMESH_LIPS contour set (outer and inner lip lines).
+LIP_INDICES: tuple[int, ...] = (
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181,
+    185, 191, 267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405,
+    409, 415,
+)  # fmt: skip
+
+# Points that barely move while speaking, for the similarity alignment: outer and inner eye
+# corners (image left to right), nose tip, mouth corners.
+ALIGN_INDICES: tuple[int, ...] = (33, 133, 362, 263, 1, 61, 291)
+# Where ALIGN_INDICES land in the face crop, in units of the crop side (0 = left/top edge).
+# Measured: Procrustes mean of the mesh on the shared talking-face clips, eye line levelled,
+# mirror pairs averaged, scaled so the face oval (forehead to chin) spans 90% of the crop.
+FACE_TEMPLATE = np.array(
+    [
+        [0.270, 0.335],
+        [0.411, 0.335],
+        [0.589, 0.335],
+        [0.730, 0.335],
+        [0.500, 0.525],
+        [0.367, 0.694],
+        [0.633, 0.694],
+    ]
+)  # (7, 2)
+_OUTER_EYE_CORNERS = (33, 263)
+# Mouth crop side / outer eye-corner distance. The resting mouth is ~0.58 eye distances wide,
+# so 1.0 leaves room for an open mouth or a smile. The eye distance, unlike the mouth width,
+# does not change with speech, so the mouth's scale in the crop is stable.
+MOUTH_SIDE_PER_EYE_DISTANCE = 1.0
+
+
+# --- backends --------------------------------------------------------------------------------
+class LandmarkBackend(Protocol):
+    """Finds faces in one frame.
+
+    ``detect`` takes an (H, W, 3) uint8 RGB frame and returns every face found, each a
+    (468, 2) array of (x, y) pixels with the origin at the centre of the top-left pixel.
+    Backends may keep tracking state between consecutive frames of one video.
+    """
+
+    def detect(self, frame: np.ndarray) -> list[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+_BACKENDS: dict[str, Callable[..., LandmarkBackend]] = {}
+# Built-in backends live in their own module and are imported only when chosen.
+_BUILTIN_BACKEND_MODULES = {"mediapipe": "avdf.preprocess.face_backends"}
+
+
+def register_backend(name: str) -> Callable[[Callable[..., LandmarkBackend]], Any]:
+    """Class decorator: make a backend available to ``FaceTracker(spec, backend=name)``."""
+
+    def register(factory: Callable[..., LandmarkBackend]) -> Any:
+        _BACKENDS[name] = factory
+        return factory
+
+    return register
+
+
+def available_backends() -> list[str]:
+    return sorted(set(_BACKENDS) | set(_BUILTIN_BACKEND_MODULES))
+
+
+def create_backend(name: str, **options: Any) -> LandmarkBackend:
+    if name not in _BACKENDS and name in _BUILTIN_BACKEND_MODULES:
+        importlib.import_module(_BUILTIN_BACKEND_MODULES[name])
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown face backend {name!r}; available: {available_backends()}")
+    return _BACKENDS[name](**options)
+
+
+# --- geometry --------------------------------------------------------------------------------
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation mapping ``source`` onto ``target``
+    (Umeyama's closed form). Points are (K, 2); returns the (2, 3) matrix for cv2.warpAffine."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    src, dst = source - source_mean, target - target_mean
+    covariance = dst.T @ src / len(source)  # (2, 2)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # forbid reflections
+        sign[1] = -1.0
+    rotation = u @ np.diag(sign) @ vt
+    variance = (src**2).sum() / len(source)
+    scale = float((singular * sign).sum() / variance) if variance > 0 else 1.0
+    linear = scale * rotation
+    return np.hstack([linear, (target_mean - linear @ source_mean)[:, None]])
+
+
+def crop_transforms(landmarks: np.ndarray, spec: MediaSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Frame -> face-crop and frame -> mouth-crop (2, 3) affine matrices for one face.
+
+    ``landmarks`` is (468, 2) pixels. Both crops share the face's similarity transform, so the
+    mouth crop rotates and scales with the face.
+    """
+    to_unit = similarity_transform(
+        landmarks[list(ALIGN_INDICES)].astype(np.float64), FACE_TEMPLATE
+    )  # frame pixels -> template units (crop side = 1)
+    face = to_unit * spec.face_size
+    face[:, 2] -= 0.5  # template units measure from the crop's edge, pixels from pixel centres
+
+    # Mouth crop: centred on the lips, side fixed in template units (the template fixes the
+    # eye distance, so this side is MOUTH_SIDE_PER_EYE_DISTANCE eye distances of the face).
+    eye_distance = FACE_TEMPLATE[3, 0] - FACE_TEMPLATE[0, 0]
+    side = MOUTH_SIDE_PER_EYE_DISTANCE * eye_distance  # template units
+    lips = landmarks[list(LIP_INDICES)].astype(np.float64).mean(axis=0)
+    lips_unit = to_unit[:, :2] @ lips + to_unit[:, 2]
+    zoom = spec.mouth_size / side
+    mouth = to_unit * zoom
+    mouth[:, 2] += spec.mouth_size / 2 - 0.5 - zoom * lips_unit
+    return face, mouth
+
+
+def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut a ``size`` x ``size`` crop through the affine ``matrix`` (frame -> crop pixels).
+
+    When the crop shrinks the frame by more than 2x, the needed region is first reduced with
+    area averaging so the bilinear warp does not alias.
+    """
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    if scale < 0.5:
+        inverse = cv2.invertAffineTransform(matrix)
+        corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], float)
+        region = corners @ inverse.T  # (4, 2) frame pixels under the crop's corners
+        height, width = frame.shape[:2]
+        x0, y0 = np.maximum(np.floor(region.min(axis=0)).astype(int) - 1, 0)
+        x1 = min(width, int(np.ceil(region[:, 0].max())) + 2)
+        y1 = min(height, int(np.ceil(region[:, 1].max())) + 2)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            small_w = max(1, int(round((x1 - x0) * scale)))
+            small_h = max(1, int(round((y1 - y0) * scale)))
+            small = cv2.resize(
+                frame[y0:y1, x0:x1], (small_w, small_h), interpolation=cv2.INTER_AREA
+            )
+            # small pixel u covers frame pixel x = x0 + (u + 0.5) / f - 0.5 (per axis f)
+            fx, fy = small_w / (x1 - x0), small_h / (y1 - y0)
+            to_frame = np.array(
+                [[1 / fx, 0, x0 + 0.5 / fx - 0.5], [0, 1 / fy, y0 + 0.5 / fy - 0.5], [0, 0, 1]]
+            )
+            return cv2.warpAffine(
+                small, matrix @ to_frame, (size, size), flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+            )  # fmt: skip
+    return cv2.warpAffine(
+        frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+
+
+def _box(points: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) bounding box of (K, 2) points."""
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+# --- smoothing -------------------------------------------------------------------------------
+class _OneEuroFilter:
+    """One-euro filter (Casiez et al., CHI 2012) on (468, 2) landmark arrays.
+
+    A low-pass filter whose cut-off rises with the landmarks' speed: still faces lose their
+    jitter, moving ones (and moving lips) keep up. Speeds are measured in outer eye distances
+    per second, so the parameters do not depend on the face's size in pixels.
+    """
+
+    def __init__(self, rate: float, min_cutoff: float, beta: float, d_cutoff: float = 1.0):
+        self.rate, self.min_cutoff, self.beta, self.d_cutoff = rate, min_cutoff, beta, d_cutoff
+        self.value: np.ndarray | None = None  # (468, 2) last filtered landmarks
+        self.speed: np.ndarray | None = None  # (468, 2) last filtered derivative, px/s
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau * self.rate)
+
+    def reset(self) -> None:
+        self.value = self.speed = None
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        if self.value is None or self.speed is None:
+            self.value, self.speed = points.copy(), np.zeros_like(points)
+            return self.value
+        speed = (points - self.value) * self.rate
+        self.speed = self.speed + self._alpha(self.d_cutoff) * (speed - self.speed)
+        scale = max(
+            float(np.linalg.norm(points[_OUTER_EYE_CORNERS[1]] - points[_OUTER_EYE_CORNERS[0]])),
+            1.0,
+        )
+        cutoff = (
+            self.min_cutoff + self.beta * np.linalg.norm(self.speed, axis=1, keepdims=True) / scale
+        )
+        self.value = self.value + self._alpha(cutoff) * (points - self.value)
+        return self.value
+
+
+# --- the tracker -----------------------------------------------------------------------------
+@dataclass
+class FaceChunk:
+    face: np.ndarray  # (N, face_size, face_size, 3) uint8 RGB, similarity-aligned
+    mouth: np.ndarray  # (N, mouth_size, mouth_size, 3) uint8 RGB, centred on the lips
+    face_mask: np.ndarray  # (N,) bool: face detected or interpolated over a short gap
+    landmarks: np.ndarray  # (N, 468, 2) float16 (x, y) pixels of the given frames; NaN if absent
+
+
+class FaceTracker:
+    """Main-face landmarks and crops for the consecutive frames of one video.
+
+    ``frames`` passed to :meth:`process` are one per model step (already resampled to the
+    step rate of ``spec``); consecutive calls continue the same video until :meth:`reset`.
+    Options: ``max_gap_seconds`` (longest gap filled by interpolation), ``smoothing_min_cutoff``
+    (Hz) and ``smoothing_beta`` for the one-euro filter (``smoothing=False`` turns it off),
+    ``min_iou`` to keep the main face; every other keyword goes to the backend.
+    """
+
+    def __init__(
+        self,
+        spec: MediaSpec,
+        backend: str = "mediapipe",
+        *,
+        max_gap_seconds: float = 0.4,
+        smoothing: bool = True,
+        smoothing_min_cutoff: float = 2.0,
+        smoothing_beta: float = 1.0,
+        min_iou: float = 0.2,
+        **options: Any,
+    ) -> None:
+        self.spec = spec
+        self.backend_name = backend
+        self.backend_options = options
+        self.max_gap_steps = int(math.floor(max_gap_seconds * spec.steps_per_second + 1e-9))
+        self.smoothing = smoothing
+        self.min_iou = min_iou
+        self._filter = _OneEuroFilter(spec.steps_per_second, smoothing_min_cutoff, smoothing_beta)
+        self._backend: LandmarkBackend = create_backend(backend, **options)
+        self._start_state()
+
+    def _start_state(self) -> None:
+        self._next_index = 0  # video-level index of the next frame to arrive
+        # Last detected main face: its raw landmarks (468, 2) and frame index.
+        self._last_detected: np.ndarray | None = None
+        self._last_detected_index = -1
+        # Last frame emitted with landmarks (detected, interpolated or held), pre-smoothing.
+        self._last_emitted: np.ndarray | None = None
+        self._last_emitted_index = -1
+        self._filter.reset()
+
+    def reset(self) -> None:
+        """Start a new video: drop tracks, filters and the backend's own tracking state."""
+        self._backend.close()
+        self._backend = create_backend(self.backend_name, **self.backend_options)
+        self._start_state()
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- main-face selection ------------------------------------------------------------------
+    def _select(self, faces: list[np.ndarray], index: int) -> np.ndarray | None:
+        """The main face among ``faces`` (each (468, 2)), or None when it is not among them."""
+        faces = [f for f in faces if np.isfinite(f).all()]
+        if not faces:
+            return None
+        boxes = [_box(f) for f in faces]
+        recent = (
+            self._last_detected is not None
+            and index - self._last_detected_index <= self.max_gap_steps + 1
+        )
+        if recent:
+            # Keep the identity: best overlap with the previous main face, or nothing (another
+            # person in the frame must not take over while the main face is briefly lost).
+            previous = _box(self._last_detected)
+            overlaps = [_iou(previous, b) for b in boxes]
+            best = int(np.argmax(overlaps))
+            return faces[best] if overlaps[best] >= self.min_iou else None
+        areas = [np.prod(b[2:] - b[:2]) for b in boxes]
+        return faces[int(np.argmax(areas))]
+
+    # --- per chunk ----------------------------------------------------------------------------
+    def process(self, frames: np.ndarray) -> FaceChunk:
+        """Track the main face over ``frames`` ((N, H, W, 3) uint8 RGB) -> a :class:`FaceChunk`."""
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {frames.shape}")
+        frames = frames.astype(np.uint8, copy=False)
+        n = len(frames)
+        first = self._next_index
+        self._next_index += n
+
+        detected_before = self._last_detected_index  # last detection in earlier chunks
+        detected: list[np.ndarray | None] = []
+        for i in range(n):
+            main = self._select(self._backend.detect(frames[i]), first + i)
+            if main is not None:
+                main = main.astype(np.float64)
+                self._last_detected, self._last_detected_index = main, first + i
+            detected.append(main)
+
+        filled = self._fill_gaps(
+            detected, first, detected_before
+        )  # (N, 468, 2) float64, NaN where absent
+        mask = np.isfinite(filled[:, 0, 0])
+        spec = self.spec
+        face = np.zeros((n, spec.face_size, spec.face_size, 3), np.uint8)
+        mouth = np.zeros((n, spec.mouth_size, spec.mouth_size, 3), np.uint8)
+        for i in range(n):
+            if not mask[i]:
+                self._filter.reset()  # a long gap: start afresh when the face returns
+                continue
+            if self.smoothing:
+                filled[i] = self._filter(filled[i])
+            face_matrix, mouth_matrix = crop_transforms(filled[i], spec)
+            face[i] = warp_crop(frames[i], face_matrix, spec.face_size)
+            mouth[i] = warp_crop(frames[i], mouth_matrix, spec.mouth_size)
+        return FaceChunk(face, mouth, mask, filled.astype(np.float16))
+
+    def _fill_gaps(
+        self, detected: list[np.ndarray | None], first: int, detected_before: int
+    ) -> np.ndarray:
+        """Interpolate short gaps, hold at the chunk end, leave long gaps NaN. (N, 468, 2)."""
+        n = len(detected)
+        filled = np.full((n, N_LANDMARKS, 2), np.nan)
+        # Anchor: the last frame with landmarks before the current gap (may be in an earlier chunk).
+        anchor, anchor_index = self._last_emitted, self._last_emitted_index
+        # The last *detection*: gaps are measured from it (the anchor may be a held frame).
+        last_seen_index = detected_before
+        for i, points in enumerate(detected):
+            index = first + i
+            if points is None:
+                continue
+            gap_start = anchor_index + 1
+            if anchor is not None and index - last_seen_index - 1 <= self.max_gap_steps:
+                for j in range(max(gap_start, first), index):
+                    w = (j - anchor_index) / (index - anchor_index)
+                    filled[j - first] = (1 - w) * anchor + w * points
+            filled[i] = points
+            anchor, anchor_index, last_seen_index = points, index, index
+        # Trailing frames without a detection: hold the last landmarks within the gap limit.
+        if anchor is not None:
+            for j in range(max(anchor_index + 1, first), first + n):
+                if j - last_seen_index <= self.max_gap_steps:
+                    filled[j - first] = anchor
+                    anchor_index = j
+        self._last_emitted, self._last_emitted_index = anchor, anchor_index
+        return filled

@@ -1,0 +1,249 @@
+"""Face and lip tracking on the real talking-face clips, through PyAV and the real MediaPipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from avdf.preprocess.face import (
+    ALIGN_INDICES,
+    FACE_TEMPLATE,
+    LIP_INDICES,
+    FaceChunk,
+    FaceTracker,
+    available_backends,
+    create_backend,
+    crop_transforms,
+    register_backend,
+    similarity_transform,
+)
+from avdf.timebase import MediaSpec
+
+TALKING = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
+CLIPS = sorted(TALKING.glob("*.mp4"))
+SPEC = MediaSpec()
+SMALL_CLIP = TALKING / "talking-face_pc-avs_00015.mp4"  # 224x224
+OTHER_SMALL_CLIP = TALKING / "talking-face_pc-avs_00104.mp4"  # 224x224, another person
+PORTRAIT_CLIP = TALKING / "real3dportrait_May_5s.mp4"  # 512x512
+
+
+@cache
+def decode(path: Path, n_frames: int, long_side: int = 640) -> np.ndarray:
+    """First ``n_frames`` frames as (N, H, W, 3) uint8 RGB, long side scaled down to ``long_side``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        scale = min(1.0, long_side / max(stream.width, stream.height))
+        width = int(round(stream.width * scale / 2)) * 2
+        height = int(round(stream.height * scale / 2)) * 2
+        frames = []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+            if len(frames) == n_frames:
+                break
+    out = np.stack(frames)
+    out.flags.writeable = False  # cached: shared between tests
+    return out
+
+
+@pytest.fixture(scope="module")
+def tracker() -> FaceTracker:
+    with FaceTracker(SPEC) as t:
+        yield t
+
+
+def track(tracker: FaceTracker, frames: np.ndarray, chunk: int = 16) -> FaceChunk:
+    """Reset, then feed ``frames`` in chunks; returns the concatenated result."""
+    tracker.reset()
+    parts = [tracker.process(frames[i : i + chunk]) for i in range(0, len(frames), chunk)]
+    return FaceChunk(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in FaceChunk.__dataclass_fields__)
+    )
+
+
+def test_lip_indices_are_mediapipe_lip_contours() -> None:
+    import mediapipe as mp
+
+    lips = {i for edge in mp.solutions.face_mesh.FACEMESH_LIPS for i in edge}
+    assert len(LIP_INDICES) == 40 and set(LIP_INDICES) == lips
+
+
+def test_importing_face_does_not_load_mediapipe() -> None:
+    code = "import sys, avdf.preprocess.face; assert 'mediapipe' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, size=(7, 2))
+    angle, scale, shift = 0.3, 0.7, np.array([5.0, -3.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = points @ (scale * rotation).T + shift
+    matrix = similarity_transform(points, moved)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+
+
+def test_unknown_backend_is_refused() -> None:
+    assert "mediapipe" in available_backends()
+    with pytest.raises(ValueError, match="unknown face backend"):
+        create_backend("no-such-backend")
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=lambda p: p.stem)
+def test_face_found_on_every_clip(tracker: FaceTracker, clip: Path) -> None:
+    frames = decode(clip, 30)
+    result = track(tracker, frames)
+    n = len(frames)
+    assert result.face.shape == (n, SPEC.face_size, SPEC.face_size, 3)
+    assert result.mouth.shape == (n, SPEC.mouth_size, SPEC.mouth_size, 3)
+    assert result.landmarks.shape == (n, 468, 2) and result.landmarks.dtype == np.float16
+    assert result.face_mask.mean() >= 0.95
+    found = result.landmarks[result.face_mask]
+    assert np.isfinite(found).all()
+    # Landmarks are pixels of the given frames: the face lies inside the frame.
+    height, width = frames.shape[1:3]
+    centre = found.astype(np.float32).mean(axis=1)  # (n_found, 2)
+    assert (centre >= 0).all() and (centre[:, 0] < width).all() and (centre[:, 1] < height).all()
+
+
+@pytest.mark.parametrize(
+    "clip", [SMALL_CLIP, PORTRAIT_CLIP, TALKING / "latentsync_demo2_video.mp4"]
+)
+def test_crops_are_aligned(tracker: FaceTracker, clip: Path) -> None:
+    """An independent mesh run finds the eyes on the template in the face crop, and the lips at
+    the centre of the mouth crop."""
+    import mediapipe as mp
+
+    frames = decode(clip, 30)
+    result = track(tracker, frames)
+    eyes, mouth_offsets = [], []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+        for i in range(0, len(frames), 3):
+            assert result.face_mask[i]
+            # Face crop: the mesh on the (upscaled) crop puts the eye corners on the template.
+            big = cv2.resize(result.face[i], (256, 256), interpolation=cv2.INTER_CUBIC)
+            found = mesh.process(big).multi_face_landmarks
+            assert found, f"no face in the face crop of frame {i}"
+            points = np.array([(p.x, p.y) for p in found[0].landmark])
+            eyes.append(points[list(ALIGN_INDICES[:4])])  # (4, 2) crop sides
+            # Mouth crop: the lips' centroid, measured on the original frame by an independent
+            # run, maps to the crop centre through the crop transform.
+            raw = mesh.process(np.ascontiguousarray(frames[i])).multi_face_landmarks[0]
+            height, width = frames.shape[1:3]
+            lips = np.array([(raw.landmark[k].x, raw.landmark[k].y) for k in LIP_INDICES])
+            lips = lips * [width, height] - 0.5
+            _, mouth_matrix = crop_transforms(result.landmarks[i].astype(np.float64), SPEC)
+            centre = mouth_matrix[:, :2] @ lips.mean(axis=0) + mouth_matrix[:, 2]
+            mouth_offsets.append(np.abs(centre - (SPEC.mouth_size / 2 - 0.5)).max())
+    eyes = np.array(eyes)  # (n, 4, 2)
+    # Near the template (a turned head leaves a residual of a few % of the crop side) ...
+    assert np.abs(eyes - FACE_TEMPLATE[:4]).max() < 0.1
+    assert np.median(np.abs(eyes - FACE_TEMPLATE[:4])) < 0.03
+    # ... and steady from frame to frame.
+    assert eyes.std(axis=0).max() < 0.02
+    assert max(mouth_offsets) < 0.1 * SPEC.mouth_size
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.full((360, 640, 3), 128, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8),
+        np.full((32, 32, 3), 200, np.uint8),
+        np.zeros((1, 1, 3), np.uint8),
+        np.random.default_rng(1).integers(0, 256, (2160, 3840, 3), dtype=np.uint8),
+    ],
+    ids=["uniform", "noise", "tiny", "one-pixel", "4k-noise"],
+)
+def test_no_face_gives_an_empty_mask(tracker: FaceTracker, frame: np.ndarray) -> None:
+    result = track(tracker, np.stack([frame, frame]))
+    assert not result.face_mask.any()
+    assert np.isnan(result.landmarks).all()
+    assert not result.face.any() and not result.mouth.any()
+
+
+def test_tiny_frames_of_a_face_do_not_crash(tracker: FaceTracker) -> None:
+    frames = np.stack(
+        [cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in decode(SMALL_CLIP, 5)]
+    )
+    result = track(tracker, frames)
+    assert result.face.shape == (5, SPEC.face_size, SPEC.face_size, 3)
+
+
+def test_main_face_keeps_its_identity_among_two(tracker: FaceTracker) -> None:
+    """Two people side by side: the larger one is chosen first and kept throughout."""
+    small = decode(SMALL_CLIP, 30)  # (30, 224, 224, 3)
+    large = np.stack([cv2.resize(f, (320, 320)) for f in decode(PORTRAIT_CLIP, 30)])
+    padded = np.zeros((30, 320, 224, 3), np.uint8)
+    padded[:, 48:272] = small
+    frames = np.ascontiguousarray(np.concatenate([padded, large], axis=2))  # (30, 320, 544, 3)
+    tracker.reset()
+    assert len(tracker._backend.detect(frames[0])) == 2  # the backend sees both faces
+    result = track(tracker, frames, chunk=7)
+    assert result.face_mask.mean() >= 0.95
+    x = result.landmarks[result.face_mask][:, :, 0].astype(np.float32)
+    assert (x > 224).all(), "the main face must stay the large one on the right"
+
+
+def test_short_gap_is_interpolated_and_long_gap_masked(tracker: FaceTracker) -> None:
+    frames = decode(SMALL_CLIP, 75).copy()
+    gap_limit = tracker.max_gap_steps  # 10 steps = 0.4 s at 25 fps
+    short = slice(10, 13)  # 3 blank frames: filled
+    long = slice(30, 30 + 2 * gap_limit + 5)  # 25 blank frames: masked beyond the hold
+    frames[short] = 127
+    frames[long] = 127
+    # Chunks of 16 put a chunk boundary inside each gap (16 and 32, 48).
+    result = track(tracker, frames, chunk=16)
+    mask = result.face_mask
+    assert mask[:30].all(), "a 3-frame gap must be interpolated"
+    interpolated = result.landmarks[11].astype(np.float32)
+    before, after = result.landmarks[9].astype(np.float32), result.landmarks[13].astype(np.float32)
+    # Linear fill lies between its neighbours (the smoother only pulls it further inside).
+    assert np.all(interpolated >= np.minimum(before, after) - 2.0)
+    assert np.all(interpolated <= np.maximum(before, after) + 2.0)
+    assert result.face[11].any()
+    # Long gap: masked except frames held at a chunk end within the gap limit of the last face.
+    masked = ~mask[long]
+    assert masked.sum() >= long.stop - long.start - gap_limit
+    assert not result.face[~mask].any() and np.isnan(result.landmarks[~mask]).all()
+    assert mask[long.stop + 2 :].all(), "the face is found again after the gap"
+
+
+def test_chunking_does_not_change_the_result(tracker: FaceTracker) -> None:
+    frames = decode(OTHER_SMALL_CLIP, 24)
+    whole = track(tracker, frames, chunk=24)
+    pieces = track(tracker, frames, chunk=5)
+    np.testing.assert_array_equal(whole.landmarks, pieces.landmarks)
+    np.testing.assert_array_equal(whole.face, pieces.face)
+
+
+def test_a_registered_backend_is_used() -> None:
+    """A backend that reports one fixed face: crops come out where its landmarks say."""
+    real = FaceTracker(SPEC)
+    frame = decode(SMALL_CLIP, 1)[0]
+    points = real._backend.detect(frame)[0]
+    real.close()
+
+    @register_backend("fixed-test-face")
+    class FixedFace:
+        def __init__(self, points: np.ndarray) -> None:
+            self.points = points
+
+        def detect(self, frame: np.ndarray) -> list[np.ndarray]:
+            return [self.points.copy()]
+
+        def close(self) -> None:
+            pass
+
+    with FaceTracker(SPEC, backend="fixed-test-face", points=points) as fixed:
+        result = fixed.process(np.stack([frame, np.zeros_like(frame)]))
+    assert result.face_mask.all()
+    np.testing.assert_allclose(result.landmarks[0].astype(np.float32), points, atol=0.5)
+    assert result.face[0].any() and not result.face[1].any()  # same place, black frame
