@@ -12,10 +12,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avdf.datasets import DATASETS, load_dataset
 from avdf.datasets import fakeavceleb as favc
-from avdf.datasets._common import SUBSETS, container_duration
+from avdf.datasets._common import SUBSETS, container_duration, parse_segments
 from avdf.errors import InputError, MetadataError
 from avdf.types import Sample, Segment
 
@@ -601,3 +603,39 @@ def test_folder_missing_labels_file(tmp_path: Path, clips: list[Path]) -> None:
     place(clips[0], tmp_path, "x.mp4")
     with pytest.raises(InputError, match="labels file not found"):
         load_dataset("folder", tmp_path, labels="nope.csv")
+
+
+def test_favc_path_column_with_full_relative_path(tmp_path: Path, clips: list[Path]) -> None:
+    place(clips[0], tmp_path, "RealVideo-RealAudio/Asian (East)/women/id00010/00003.mp4")
+    (tmp_path / "meta_data.csv").write_text(
+        "source,target1,target2,method,category,type,race,gender,path\n"
+        "id00010,-,-,real,A,RealVideo-RealAudio,Asian (East),women,"
+        "RealVideo-RealAudio/Asian (East)/women/id00010/00003.mp4\n"
+    )
+    (sample,) = load_dataset("fakeavceleb", tmp_path)
+    assert Path(sample.path).is_file() and sample.label == 0
+
+
+finite = st.floats(min_value=-5, max_value=50, allow_nan=False, width=32)
+pairs = st.lists(st.one_of(st.tuples(finite, finite), st.just((1.0,)), st.just("x")), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs)
+def test_segment_parsing_accepts_valid_lists_and_names_the_field_otherwise(value: list) -> None:
+    def error(field: str, cause: str) -> MetadataError:
+        return MetadataError("meta.json", "r1", field, cause)
+
+    try:
+        segments = parse_segments(
+            [list(p) if isinstance(p, tuple) else p for p in value], error, "f"
+        )
+    except MetadataError as e:
+        assert e.field == "f" and e.record == "r1"
+        assert any(
+            not isinstance(p, tuple) or len(p) != 2 or p[0] < 0 or p[1] < p[0] for p in value
+        )
+        return
+    assert len(segments) == len(value)
+    assert list(segments) == sorted(segments)
+    assert all(0 <= s.start <= s.end for s in segments)

@@ -167,6 +167,12 @@ def _category_part(folder: str) -> int | None:
     return next((i for i, p in enumerate(parts) if p in _TYPE_TO_CATEGORY), None)
 
 
+def _from_category(folder: str) -> str:
+    """``FakeAVCeleb/FakeVideo-FakeAudio/African/men/id00076`` -> from the category folder on."""
+    parts = folder.replace("\\", "/").split("/")
+    return "/".join(p for p in parts[_category_part(folder) or 0 :] if p)
+
+
 def _parse_row(path: Path, root: Path, row_name: str, row: Mapping[str, str]) -> Sample:
     r = RecordReader(path, row, row_name)
     category = r.choice("category", tuple(CATEGORIES))
@@ -174,10 +180,13 @@ def _parse_row(path: Path, root: Path, row_name: str, row: Mapping[str, str]) ->
     if r.string("type") != type_folder:
         raise r.error("type", f"{row['type']!r} does not match category {category} ({type_folder})")
     identity = r.string("source")
-    file_name = r.string("path")
-    if "folder" in row:
-        parts = row["folder"].replace("\\", "/").split("/")
-        folder = "/".join(p for p in parts[_category_part(row["folder"]) :] if p)
+    file_name = r.string("path").replace("\\", "/")
+    if "/" in file_name and _category_part(file_name) is not None:
+        # Some re-saved copies hold the whole relative path in ``path``.
+        folder, file_name = file_name.rsplit("/", 1)
+        folder = _from_category(folder)
+    elif "folder" in row:
+        folder = _from_category(row["folder"])
     else:
         folder = "/".join((type_folder, r.string("race"), r.string("gender"), identity))
     if not folder.startswith(type_folder + "/"):

@@ -81,7 +81,8 @@ def find_videos(root: Path) -> Iterator[str]:
 def _find_labels(root: Path, labels: str | Path | None) -> Path | None:
     if labels is not None:
         path = Path(labels).expanduser()
-        path = path if path.is_absolute() else root / path if (root / path).exists() else path
+        if not path.is_absolute() and (root / path).is_file():
+            path = root / path  # relative to the video folder first, then to the cwd
         if not path.is_file():
             raise InputError(path, "labels file not found")
         return path.resolve()
