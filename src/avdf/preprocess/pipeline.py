@@ -6,7 +6,7 @@ Decoding, face tracking and log-mel run chunk by chunk, so peak memory depends o
 Alignment: video and audio share the decoder's clock (t = 0 at the video stream start).
 The number of steps is ``spec.steps_in(decoded video duration)``, within one step of the
 container's duration unless the file is truncated (then a note says so). A step has audio
-when at least half of its samples exist; missing steps get ``audio_mask`` False and zero mel.
+when at least half of its samples exist (after the audio stream's start); missing steps get ``audio_mask`` False and zero mel.
 A video without an audio stream is not an error: all steps are masked. A video in which no
 face is ever found is not an error either: ``face_mask`` is all False and a note says
 "no face found" (detection can still use the audio).
@@ -111,7 +111,11 @@ def iter_features(
         step_mel = mel.pop_steps(n)  # (n, F, n_mels) float16
         # A step has audio when at least half of its samples were decoded.
         half_step = (first_step + np.arange(n) + 0.5) * spec.samples_per_step
-        audio_mask = half_step <= mel.samples_seen if info.has_audio else np.zeros(n, bool)
+        # Audio that starts after the video is zero-padded by the decoder: mask that lead too.
+        audio_start = max(0.0, info.audio_offset) * spec.sample_rate
+        audio_mask = (half_step <= mel.samples_seen) & (half_step >= audio_start)
+        if not info.has_audio:
+            audio_mask[:] = False
         step_mel[~audio_mask] = 0
         landmarks = _to_source_pixels(face.landmarks, frames.shape[1:3], info)
         yield VideoFeatures(
