@@ -1,0 +1,260 @@
+"""``avdf evaluate``: score predictions with the official metrics.
+
+Mode (a), files only::
+
+    avdf evaluate --predictions loc.json [--predictions det.txt] --labels metadata.json \
+        [--metric official|activitynet] [--preset lavdf|avdeepfake1m] [--fps 25] [--json out.json]
+
+``--labels`` is a LAV-DF ``metadata.json`` / AV-Deepfake1M ``*_metadata.json`` (a list of records
+with ``file`` and ``fake_periods`` or ``fake_segments``; a TVIL-style dict of such records works
+too) or a JSONL manifest of avdf Samples. A ``.json`` prediction file is the localization format
+``{file: [[score, start, end], ...]}``, anything else the detection format ``file;score``.
+
+Mode (b), ``--dataset NAME --root DIR --checkpoint CKPT --split S``, runs a checkpoint over a
+dataset through ``avdf.inference.evaluate_dataset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from avdf.errors import AvdfError, InputError, MetadataError, OutputExistsError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    files = parser.add_argument_group("score prediction files")
+    files.add_argument(
+        "--predictions",
+        action="append",
+        metavar="FILE",
+        help="localization JSON {file: [[score, start, end], ...]} and/or detection "
+        "'file;score' lines; repeat for both",
+    )
+    files.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="LAV-DF metadata.json, AV-Deepfake1M *_metadata.json or an avdf JSONL manifest",
+    )
+    files.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="proposal times are frames at this rate (default: seconds)",
+    )
+    dataset = parser.add_argument_group("run a checkpoint over a dataset")
+    dataset.add_argument("--dataset", metavar="NAME", help="lavdf, avdeepfake1m, tvil, ...")
+    dataset.add_argument("--root", metavar="DIR", help="dataset root folder")
+    dataset.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint")
+    dataset.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument(
+        "--metric",
+        choices=("official", "activitynet"),
+        default="official",
+        help="localization AP definition (default: official LAV-DF / AV-Deepfake1M)",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("lavdf", "avdeepfake1m"),
+        default="lavdf",
+        help="thresholds to report (default: lavdf)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="detection score threshold for accuracy/precision/recall/F1 (default: 0.5)",
+    )
+    parser.add_argument("--json", metavar="OUT", help="also write the numbers as JSON here")
+    parser.add_argument("--force", action="store_true", help="overwrite the --json output")
+
+
+def _segments(path: Path, record: Mapping[str, Any], name: str) -> list[list[float]]:
+    key = "fake_periods" if "fake_periods" in record else "fake_segments"
+    value = record.get(key)
+    if value is None:
+        raise MetadataError(path, name, "fake_periods", "missing (or fake_segments)")
+    if not isinstance(value, list):
+        raise MetadataError(path, name, key, f"expected a list of [start, end], got {value!r}")
+    out = []
+    for pair in value:
+        ok = isinstance(pair, list) and len(pair) == 2
+        ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pair)
+        if not ok or not all(math.isfinite(x) for x in pair) or pair[1] < pair[0]:
+            raise MetadataError(path, name, key, f"bad segment {pair!r}")
+        out.append([float(pair[0]), float(pair[1])])
+    return out
+
+
+def _video_label(path: Path, record: Mapping[str, Any], name: str, n_segments: int) -> int:
+    """1 fake / 0 real: ``label`` if given, else ``n_fakes``, else whether segments exist."""
+    for field in ("label", "n_fakes"):
+        value = record.get(field)
+        if value is not None:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise MetadataError(path, name, field, f"expected a number, got {value!r}")
+            return int(value > 0)
+    return int(n_segments > 0)
+
+
+def read_labels(path: str | Path) -> tuple[dict[str, list[list[float]]], dict[str, int]]:
+    """``({file: [[start, end], ...]}, {file: 0/1})`` in file order from a label file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read labels ({e})") from None
+    segments: dict[str, list[list[float]]] = {}
+    labels: dict[str, int] = {}
+    if path.suffix == ".jsonl":
+        from avdf.types import Sample
+
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                sample = Sample.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError) as e:
+                raise MetadataError(path, f"line {number}", "sample", str(e)) from None
+            segments[sample.id] = [s.to_list() for s in sample.fake_segments]
+            label = sample.label if sample.label is not None else int(bool(sample.fake_segments))
+            labels[sample.id] = int(label)
+        return segments, labels
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON ({e})") from None
+    if isinstance(content, dict):  # TVIL: {video_id: record}
+        content = list(content.values())
+    if not isinstance(content, list):
+        raise InputError(path, "expected a list of records with 'file' and 'fake_periods'")
+    for index, record in enumerate(content):
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str):
+            raise MetadataError(path, f"#{index}", "file", "missing or not a string")
+        name = record["file"]
+        segments[name] = _segments(path, record, name)
+        labels[name] = _video_label(path, record, name, len(segments[name]))
+    return segments, labels
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.2f}"
+
+
+def _markdown(results: Mapping[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    loc = results.get("localization")
+    if loc is not None:
+        for t, v in loc.ap.items():
+            rows.append((f"AP@{t:g}", _percent(v)))
+        if loc.metric == "activitynet":
+            rows.append(("mAP@[0.5:0.95]", _percent(loc.mean_ap)))
+        for n, v in loc.ar.items():
+            rows.append((f"AR@{n}", _percent(v)))
+    det = results.get("detection")
+    if det is not None:
+        rows += [("AUC", _percent(det.auc)), ("AP (video)", _percent(det.ap))]
+        rows += [("EER", _percent(det.eer)), (f"ACC@{det.threshold:g}", _percent(det.accuracy))]
+        rows += [("precision", _percent(det.precision)), ("recall", _percent(det.recall))]
+        rows.append(("F1", _percent(det.f1)))
+    lines = ["| metric | value (%) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
+    from avdf.metrics import detection_metrics, evaluate_localization
+    from avdf.reports.challenge import read_detection, read_localization
+
+    if not args.predictions or not args.labels:
+        raise AvdfError("give --predictions FILE and --labels FILE (or --dataset ... mode)")
+    segments, labels = read_labels(args.labels)
+    results: dict[str, Any] = {}
+    for file in args.predictions:
+        if Path(file).suffix == ".json":
+            proposals = read_localization(file)
+            ignored = sum(1 for v in proposals if v not in segments)
+            if ignored:
+                print(
+                    f"note: {file}: {ignored} videos are not in the labels (ignored)",
+                    file=sys.stderr,
+                )
+            loc = evaluate_localization(proposals, segments, args.preset, args.metric, args.fps)
+            if loc.videos_without_proposals:
+                print(
+                    f"note: {file}: {loc.videos_without_proposals} labelled videos have no "
+                    "proposals; their fake segments count as misses",
+                    file=sys.stderr,
+                )
+            results["localization"] = loc
+        else:
+            scores = read_detection(file)
+            missing = [v for v in labels if v not in scores]
+            if missing:
+                raise InputError(
+                    file, f"no score for {len(missing)} labelled videos, e.g. '{missing[0]}'"
+                )
+            results["detection"] = detection_metrics(scores, labels, args.threshold)
+    return results
+
+
+def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
+    missing = [f"--{k}" for k in ("root", "checkpoint") if not getattr(args, k)]
+    if missing:
+        raise AvdfError(f"--dataset needs {' and '.join(missing)}")
+    try:
+        inference = importlib.import_module("avdf.inference")
+    except ImportError as e:
+        raise AvdfError(f"dataset evaluation is unavailable ({e})") from None
+    evaluate_dataset = getattr(inference, "evaluate_dataset", None)
+    if evaluate_dataset is None:
+        raise AvdfError(
+            "dataset evaluation is not available in this build "
+            "(avdf.inference.evaluate_dataset is missing); score files with --predictions/--labels"
+        )
+    return dict(
+        evaluate_dataset(
+            dataset=args.dataset,
+            root=args.root,
+            checkpoint=args.checkpoint,
+            split=args.split,
+            metric=args.metric,
+            preset=args.preset,
+            threshold=args.threshold,
+        )
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        out = Path(args.json) if args.json else None
+        if out is not None and out.exists() and not args.force:
+            raise OutputExistsError(out)
+        results = _evaluate_dataset(args) if args.dataset else _evaluate_files(args)
+        if not results:
+            raise AvdfError("nothing to score")
+        print(_markdown(results))
+        if out is not None:
+            _write_json(out, {k: v.to_dict() for k, v in results.items()})
+    except (AvdfError, ValueError) as e:
+        print(f"avdf evaluate: {e}", file=sys.stderr)
+        return 1
+    return 0
