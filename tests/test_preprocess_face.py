@@ -247,3 +247,23 @@ def test_a_registered_backend_is_used() -> None:
     assert result.face_mask.all()
     np.testing.assert_allclose(result.landmarks[0].astype(np.float32), points, atol=0.5)
     assert result.face[0].any() and not result.face[1].any()  # same place, black frame
+
+
+def test_small_face_is_found_through_the_detector_fallback() -> None:
+    """A ~50 px face in a 360x640 frame: the whole-frame mesh misses it, the full-range
+    detector + mesh on the enlarged crop finds and then tracks it."""
+    portrait = decode(PORTRAIT_CLIP, 20)
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (0, 0), 5)
+    frames = np.repeat(background[None], len(portrait), axis=0)
+    for i, frame in enumerate(portrait):
+        frames[i, 200:270, 400:470] = cv2.resize(frame, (70, 70), interpolation=cv2.INTER_AREA)
+    results = {}
+    for fallback in (False, True):
+        with FaceTracker(SPEC, small_face_fallback=fallback) as tracker:
+            results[fallback] = tracker.process(frames)
+    assert results[False].face_mask.mean() < 0.5  # the reason the fallback exists
+    found = results[True]
+    assert found.face_mask.mean() >= 0.9
+    centre = found.landmarks[found.face_mask].astype(np.float32).mean(axis=1)  # (n, 2)
+    assert ((centre > [400, 200]) & (centre < [470, 270])).all()

@@ -70,7 +70,10 @@ class LandmarkBackend(Protocol):
 
     ``detect`` takes an (H, W, 3) uint8 RGB frame and returns every face found, each a
     (468, 2) array of (x, y) pixels with the origin at the centre of the top-left pixel.
-    Backends may keep tracking state between consecutive frames of one video.
+    Backends may keep tracking state between consecutive frames of one video. A backend may
+    also define ``focus(face: np.ndarray | None) -> None``: :class:`FaceTracker` then names the
+    main face it chose on each frame (None when it has none), so the backend can track just
+    that face on the next frame.
     """
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]: ...
@@ -330,8 +333,11 @@ class FaceTracker:
 
         detected_before = self._last_detected_index  # last detection in earlier chunks
         detected: list[np.ndarray | None] = []
+        focus = getattr(self._backend, "focus", None)
         for i in range(n):
             main = self._select(self._backend.detect(frames[i]), first + i)
+            if focus is not None:
+                focus(main)
             if main is not None:
                 main = main.astype(np.float64)
                 self._last_detected, self._last_detected_index = main, first + i

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from avdf.preprocess.face import register_backend
+from avdf.preprocess.face import register_backend, warp_crop
 
-# Pixel margins and limits used to cut a face out of a frame for the second mesh pass.
-_CROP_SCALE = 2.0  # crop side / face box side: room for the mesh's own detector to see a face
-_MIN_CROP_SIDE = 16  # pixels; smaller crops carry no usable face
+_CROP_SCALE = 2.0  # crop side / face box side: room for head motion and the mesh's detector
+_CROP_SIZE = 256  # pixels; crops are resampled to this (the landmark model itself sees 192)
+_MIN_FACE_SIDE = 8  # pixels; smaller boxes carry no usable face
 
 
 def _to_pixels(normalized: Any, width: int, height: int) -> np.ndarray:
@@ -58,13 +58,18 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @register_backend("mediapipe")
 class MediaPipeBackend:
-    """MediaPipe face mesh (468 points, video mode) with a small-face fallback.
+    """MediaPipe face mesh (468 points) that searches whole frames and tracks one face in crops.
 
-    The mesh runs on every whole frame and tracks faces between frames itself. When it finds no
-    face at all (typically a face under ~100 px in a large frame), the full-range face detector
-    (``face_detection``, ``model_selection=1``) proposes boxes and the mesh runs again on an
-    enlarged crop of each box. A face found that way is then tracked by cropping around its
-    last landmarks, so the detector runs only to (re)acquire a face, not on every frame.
+    *Search* (no focus, or the focused face was lost): the mesh runs on the whole frame in video
+    mode with ``max_faces`` so that several faces are seen. When it finds none (typically a face
+    under ~100 px in a large frame), the full-range face detector (``face_detection``,
+    ``model_selection=1``) proposes boxes and the mesh runs on an enlarged crop of each.
+
+    *Track* (after :meth:`focus` named the main face): the mesh runs only on a crop around that
+    face's last landmarks, resampled to 256 px. This costs one landmark-model pass per frame,
+    whatever the frame size and however many other people are in view, keeps the identity by
+    construction, and sees small faces at the crop's resolution. So the detectors run only to
+    (re)acquire a face.
     """
 
     def __init__(
@@ -73,50 +78,71 @@ class MediaPipeBackend:
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
         small_face_fallback: bool = True,
+        focus_tracking: bool = True,
     ) -> None:
         import mediapipe as mp  # imported here: only when this backend is chosen
 
         self._mp = mp
         self.max_faces = max_faces
         self.min_detection_confidence = min_detection_confidence
+        self.min_tracking_confidence = min_tracking_confidence
         self.small_face_fallback = small_face_fallback
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False,
+        self.focus_tracking = focus_tracking
+        self._search_mesh = self._new_mesh(max_faces, static=False)
+        # Created on first use: most videos never need the fallback graphs.
+        self._focus_mesh: Any = None
+        self._crop_mesh: Any = None
+        self._detector: Any = None
+        self._focus: np.ndarray | None = None  # (468, 2) main face on the previous frame
+
+    def _new_mesh(self, max_faces: int, static: bool) -> Any:
+        return self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
             max_num_faces=max_faces,
             refine_landmarks=False,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
+            min_detection_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
         )
-        self._crop_mesh: Any = None  # created on first use of the fallback
-        self._detector: Any = None
-        self._crop_tracks: list[np.ndarray] = []  # faces last found through the fallback
+
+    def focus(self, face: np.ndarray | None) -> None:
+        """Track ``face`` ((468, 2) pixels, the caller's main face) on the next frame; None
+        goes back to searching whole frames."""
+        self._focus = face if self.focus_tracking else None
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
-        """All faces in ``frame`` ((H, W, 3) uint8 RGB), each (468, 2) float32 pixels."""
+        """Faces in ``frame`` ((H, W, 3) uint8 RGB), each (468, 2) float32 pixels: only the
+        focused face while it is tracked, else every face found."""
         frame = np.ascontiguousarray(frame)
+        if self._focus is not None:
+            if self._focus_mesh is None:
+                self._focus_mesh = self._new_mesh(1, static=False)
+            found = self._mesh_on_box(
+                self._focus_mesh, frame, _square_box(self._focus, _CROP_SCALE)
+            )
+            if found:
+                return found
         height, width = frame.shape[:2]
-        result = self._mesh.process(frame)
+        result = self._search_mesh.process(frame)
         faces = _distinct(
             [_to_pixels(lm, width, height) for lm in result.multi_face_landmarks or []]
         )
         if faces or not self.small_face_fallback:
-            self._crop_tracks = []
             return faces
-        # Track: re-run the mesh around faces found by the fallback on the previous frame.
-        faces = self._mesh_on_boxes(frame, [_square_box(f, _CROP_SCALE) for f in self._crop_tracks])
-        if not faces:
-            faces = self._mesh_on_boxes(frame, self._detect_boxes(frame))
-        self._crop_tracks = faces
-        return faces
+        if self._crop_mesh is None:
+            # Static mode: crops of different faces follow each other, no state to confuse.
+            self._crop_mesh = self._new_mesh(1, static=True)
+        for box in self._detect_boxes(frame):
+            faces.extend(self._mesh_on_box(self._crop_mesh, frame, box))
+        return _distinct(faces)
 
     def close(self) -> None:
-        for graph in (self._mesh, self._crop_mesh, self._detector):
+        for graph in (self._search_mesh, self._focus_mesh, self._crop_mesh, self._detector):
             if graph is not None:
                 graph.close()
-        self._mesh = self._crop_mesh = self._detector = None
+        self._search_mesh = self._focus_mesh = self._crop_mesh = self._detector = None
 
-    # --- small-face fallback -------------------------------------------------------------
     def _detect_boxes(self, frame: np.ndarray) -> list[tuple[float, float, float]]:
+        """Full-range detector boxes as (centre x, centre y, crop side) pixels, largest first."""
         if self._detector is None:
             self._detector = self._mp.solutions.face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=self.min_detection_confidence
@@ -129,35 +155,29 @@ class MediaPipeBackend:
             centre_x = (box.xmin + box.width / 2) * width - 0.5
             centre_y = (box.ymin + box.height / 2) * height - 0.5
             boxes.append((centre_x, centre_y, side))
-        boxes.sort(key=lambda b: -b[2])  # largest first
+        boxes.sort(key=lambda b: -b[2])
         return boxes[: self.max_faces]
 
-    def _mesh_on_boxes(
-        self, frame: np.ndarray, boxes: list[tuple[float, float, float]]
+    def _mesh_on_box(
+        self, mesh: Any, frame: np.ndarray, box: tuple[float, float, float]
     ) -> list[np.ndarray]:
-        if not boxes:
+        """Run ``mesh`` on the square ``box`` of ``frame`` (resampled to _CROP_SIZE; parts
+        outside the frame are black) and return the faces in frame pixels."""
+        centre_x, centre_y, side = box
+        if side < _MIN_FACE_SIDE * _CROP_SCALE:
             return []
-        if self._crop_mesh is None:
-            # Static mode: crops of different faces alternate, so no tracking state to confuse.
-            self._crop_mesh = self._mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=1,
-                refine_landmarks=False,
-                min_detection_confidence=self.min_detection_confidence,
-            )
-        height, width = frame.shape[:2]
+        zoom = _CROP_SIZE / side
+        # frame pixel (x, y) -> crop pixel: the box centre lands on the crop centre
+        matrix = np.array(
+            [
+                [zoom, 0.0, (_CROP_SIZE - 1) / 2 - zoom * centre_x],
+                [0.0, zoom, (_CROP_SIZE - 1) / 2 - zoom * centre_y],
+            ]
+        )
+        crop = warp_crop(frame, matrix, _CROP_SIZE)
         faces = []
-        for centre_x, centre_y, side in boxes:
-            x0 = max(0, int(round(centre_x - side / 2)))
-            y0 = max(0, int(round(centre_y - side / 2)))
-            x1 = min(width, int(round(centre_x + side / 2)))
-            y1 = min(height, int(round(centre_y + side / 2)))
-            if x1 - x0 < _MIN_CROP_SIDE or y1 - y0 < _MIN_CROP_SIDE:
-                continue
-            crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-            result = self._crop_mesh.process(crop)
-            for lm in result.multi_face_landmarks or []:
-                points = _to_pixels(lm, x1 - x0, y1 - y0)
-                points += np.array([x0, y0], dtype=np.float32)
-                faces.append(points)
+        for lm in mesh.process(crop).multi_face_landmarks or []:
+            points = _to_pixels(lm, _CROP_SIZE, _CROP_SIZE)
+            points = (points - matrix[:, 2].astype(np.float32)) / np.float32(zoom)
+            faces.append(points)
         return faces
