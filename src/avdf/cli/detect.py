@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +110,20 @@ def _one_line(path: Any, error: BaseException) -> str:
 
 
 def _write_challenge(args: argparse.Namespace, done: list[tuple[Path, Any]]) -> None:
-    from avdf.reports.challenge import write_detection_txt, write_localization_json
+    """AV-Deepfake1M formats for the videos that succeeded (existence checked up front)."""
+    from avdf.reports.challenge import (
+        detection_from_predictions,
+        localization_from_predictions,
+        write_detection,
+        write_localization,
+    )
 
     # Keys are the paths as given: run from the dataset root to get its relative names.
-    predictions = {str(path): p for path, p in done}
+    renamed = [replace(p, video_id=str(path)) for path, p in done]
     if args.challenge_json:
-        write_localization_json(predictions, args.challenge_json, force=args.force)
+        write_localization(localization_from_predictions(renamed), args.challenge_json)
     if args.challenge_txt:
-        write_detection_txt(predictions, args.challenge_txt, force=args.force)
+        write_detection(detection_from_predictions(renamed), args.challenge_txt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     if args.challenge_json or args.challenge_txt:
         try:
             _write_challenge(args, done)
-        except (AvdfError, OSError, ImportError) as error:
+        except (AvdfError, OSError, ValueError) as error:
             failed += 1
             fail(_one_line(args.challenge_json or args.challenge_txt, error))
     return 1 if failed else 0
