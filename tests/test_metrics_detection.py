@@ -32,9 +32,9 @@ def test_auc_ties_count_half() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 5), st.integers(0, 1)), min_size=2, max_size=30
-    ).filter(lambda xs: len({y for _, y in xs}) == 2)
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1)), min_size=2, max_size=30).filter(
+        lambda xs: len({y for _, y in xs}) == 2
+    )
 )
 def test_auc_equals_pair_counting(pairs: list[tuple[int, int]]) -> None:
     # Integer scores force many ties; compare with the O(n^2) Mann-Whitney definition.

@@ -20,9 +20,7 @@ import argparse
 import importlib
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -169,17 +167,6 @@ def _markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     from avdf.metrics import detection_metrics, evaluate_localization
     from avdf.reports.challenge import read_detection, read_localization
@@ -253,7 +240,10 @@ def run(args: argparse.Namespace) -> int:
             raise AvdfError("nothing to score")
         print(_markdown(results))
         if out is not None:
-            _write_json(out, {k: v.to_dict() for k, v in results.items()})
+            from avdf.reports.challenge import write_text_atomic
+
+            payload = {k: v.to_dict() for k, v in results.items()}
+            write_text_atomic(out, json.dumps(payload, indent=2) + "\n")
     except (AvdfError, ValueError) as e:
         print(f"avdf evaluate: {e}", file=sys.stderr)
         return 1

@@ -17,11 +17,14 @@ published numbers depend on, reproduced here on purpose:
   them is strictly above the threshold; found and missed labels are summed over videos (micro)
   and the recall is averaged over the IoU thresholds 0.50, 0.55, ..., 0.95.
 
+Like the reference, times, IoUs and the scores used for ranking are float32: an IoU that is a
+threshold exactly in decimal (common with frame-quantised times, e.g. 0.096 / 0.192) is then
+above or below the threshold exactly as in the published tool. Precision, recall and AP are
+accumulated in float64 (the reference uses float32 sums; the difference is ~1e-7 on small sets).
+
 Differences from the reference, all in cases where it has no answer: a labelled video with an
 empty (or absent) proposal list makes the reference panic; here its labels count as misses.
-With no label at all AP is undefined (the reference divides by zero); here it is NaN. IoUs are
-computed in float64 where the reference uses float32, which can only matter for an IoU within
-~1e-7 of a threshold.
+With no label at all AP is undefined (the reference divides by zero); here it is NaN.
 
 Only videos present in ``labels`` are scored (as in the reference); proposals of other videos
 are ignored. Times are seconds, or frames when ``fps`` is given (proposal times are divided by
@@ -42,7 +45,7 @@ from avdf.types import Segment
 AR_IOU_THRESHOLDS: tuple[float, ...] = tuple(k / 20 for k in range(10, 20))
 ACTIVITYNET_IOU_THRESHOLDS: tuple[float, ...] = AR_IOU_THRESHOLDS
 
-# Padded IoU blocks are at most this many float64 values (32 MiB), whatever the corpus size.
+# Padded IoU blocks are at most this many values (16-32 MiB), whatever the corpus size.
 _BLOCK_ELEMENTS = 1 << 22
 
 
@@ -130,18 +133,24 @@ def _as_labels(value: Any) -> np.ndarray:
 class _Corpus:
     """Proposals and labels of the scored videos, flattened in label-file order."""
 
-    scores: np.ndarray  # (P,) all proposal scores, video after video, list order inside
+    scores: np.ndarray  # (P,) float64 proposal scores, video after video, list order inside
     offsets: np.ndarray  # (V + 1,) start of each video's proposals in ``scores``
-    proposals: list[np.ndarray]  # V x (K_v, 2) [start, end] seconds
-    labels: list[np.ndarray]  # V x (L_v, 2) [start, end] seconds
+    proposals: list[np.ndarray]  # V x (K_v, 2) [start, end] seconds, in ``dtype``
+    labels: list[np.ndarray]  # V x (L_v, 2) [start, end] seconds, in ``dtype``
     videos_without_proposals: int
+    dtype: type  # np.float32 for the official metric (as the reference), else np.float64
 
     @property
     def n_labels(self) -> int:
         return int(sum(len(lab) for lab in self.labels))
 
 
-def _gather(proposals: Mapping[str, Any], labels: Mapping[str, Any], fps: float | None) -> _Corpus:
+def _gather(
+    proposals: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    fps: float | None,
+    dtype: type = np.float64,
+) -> _Corpus:
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
     props, labs, counts, missing = [], [], [], 0
@@ -151,15 +160,16 @@ def _gather(proposals: Mapping[str, Any], labels: Mapping[str, Any], fps: float 
         if len(p) == 0:
             missing += 1
         props.append(p)
-        labs.append(_as_labels(video_labels))
+        labs.append(_as_labels(video_labels).astype(dtype))
         counts.append(len(p))
     offsets = np.zeros(len(props) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     scores = np.concatenate([p[:, 0] for p in props]) if props else np.zeros(0)
     if not np.all(np.isfinite(scores)):
         raise ValueError("proposal scores must be finite")
-    times = [p[:, 1:] / fps if fps else p[:, 1:] for p in props]
-    return _Corpus(scores, offsets, times, labs, missing)
+    # Frames -> seconds in the working precision, as the reference divides in float32.
+    times = [p[:, 1:].astype(dtype) / dtype(fps) if fps else p[:, 1:].astype(dtype) for p in props]
+    return _Corpus(scores, offsets, times, labs, missing, dtype)
 
 
 def _blocks(corpus: _Corpus) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -185,8 +195,8 @@ def _blocks(corpus: _Corpus) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarra
             stop += 1
         block = videos[start:stop]
         k, lmax = int(n_props[block].max()), int(n_labs[block].max())
-        p = np.full((len(block), k, 2), np.nan)
-        lab = np.full((len(block), lmax, 2), np.nan)
+        p = np.full((len(block), k, 2), np.nan, dtype=corpus.dtype)
+        lab = np.full((len(block), lmax, 2), np.nan, dtype=corpus.dtype)
         for row, v in enumerate(block):
             p[row, : n_props[v]] = corpus.proposals[v]
             lab[row, : n_labs[v]] = corpus.labels[v]
@@ -216,7 +226,7 @@ def _official_tp(corpus: _Corpus, thresholds: Sequence[float]) -> np.ndarray:
         iou = temporal_iou(p, lab)  # (C, K, L)
         rows = np.arange(len(p))
         for ti, threshold in enumerate(thresholds):
-            hit = iou > threshold  # NaN padding compares False
+            hit = iou > corpus.dtype(threshold)  # NaN padding compares False
             taken = np.zeros(hit.shape[:2], dtype=bool)  # (C, K)
             for j in range(hit.shape[2]):  # labels in order
                 candidates = hit[:, :, j] & ~taken
@@ -235,7 +245,7 @@ def _official_ar(
         iou = temporal_iou(p, lab)  # (C, K, L)
         for ni, n in enumerate(n_proposals):
             best = np.fmax.reduce(iou[:, :n], axis=1)  # (C, L), max ignoring NaN padding
-            hits = best[None] > np.asarray(thresholds)[:, None, None]  # (T, C, L)
+            hits = best[None] > np.asarray(thresholds, corpus.dtype)[:, None, None]  # (T, C, L)
             found[ni] += hits.sum(axis=(1, 2))
     n_labels = corpus.n_labels
     recall = found / n_labels if n_labels else np.zeros(found.shape)
@@ -273,10 +283,11 @@ def ap_ar(
     """
     thresholds = _check_thresholds(iou_thresholds)
     ar_thresholds = _check_thresholds(ar_iou_thresholds)
-    corpus = _gather(proposals, labels, fps)
+    corpus = _gather(proposals, labels, fps, np.float32)
     n_labels = corpus.n_labels
-    # One stable sort serves every threshold: the order depends only on the scores.
-    order = np.argsort(-corpus.scores, kind="stable")
+    # One stable sort serves every threshold: the order depends only on the scores. Ranking by
+    # float32 scores, as the reference, turns scores equal in float32 into ties.
+    order = np.argsort(-corpus.scores.astype(np.float32), kind="stable")
     is_tp = _official_tp(corpus, thresholds)
     ap = {t: _official_ap_from_tp(is_tp[i], order, n_labels) for i, t in enumerate(thresholds)}
     ar = _official_ar(corpus, _check_counts(ar_n_proposals), ar_thresholds)

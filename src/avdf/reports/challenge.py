@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,16 @@ from avdf.errors import InputError
 from avdf.types import Prediction
 
 
-def _write_atomic(path: str | Path, text: str) -> None:
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a sibling temporary file, then rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -70,7 +71,7 @@ def write_localization(
         if decimals is not None:
             arr = np.round(arr, decimals)
         content[str(video)] = arr.tolist()
-    _write_atomic(path, json.dumps(content, separators=(",", ":")))
+    write_text_atomic(path, json.dumps(content, separators=(",", ":"), ensure_ascii=False))
 
 
 def write_detection(scores: Mapping[str, float], path: str | Path) -> None:
@@ -80,7 +81,7 @@ def write_detection(scores: Mapping[str, float], path: str | Path) -> None:
         if ";" in str(video) or "\n" in str(video):
             raise ValueError(f"video name {video!r} cannot be written in the 'file;score' format")
         lines.append(f"{video};{float(score)!r}\n")
-    _write_atomic(path, "".join(lines))
+    write_text_atomic(path, "".join(lines))
 
 
 def read_detection(path: str | Path) -> dict[str, float]:
