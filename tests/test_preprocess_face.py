@@ -11,6 +11,8 @@ import av
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avdf.preprocess.face import (
     ALIGN_INDICES,
@@ -267,3 +269,82 @@ def test_small_face_is_found_through_the_detector_fallback() -> None:
     assert found.face_mask.mean() >= 0.9
     centre = found.landmarks[found.face_mask].astype(np.float32).mean(axis=1)  # (n, 2)
     assert ((centre > [400, 200]) & (centre < [470, 270])).all()
+
+
+# --- gap filling, checked against its rule on scripted detections ---------------------------
+@register_backend("test-replay")
+class ReplayBackend:
+    """Replays scripted detections. Frame ``k`` carries ``k`` in its first pixel, so the script
+    is indexed by frame, not by call (the tracker skips calls during long absences)."""
+
+    def __init__(self, faces: dict[int, np.ndarray]) -> None:
+        self.faces = faces
+
+    def detect(self, frame: np.ndarray) -> list[np.ndarray]:
+        index = int(frame[0, 0, 0])
+        return [self.faces[index].copy()] if index in self.faces else []
+
+    def close(self) -> None:
+        pass
+
+
+def expected_mask(detected: list[bool], chunk_sizes: list[int], gap_limit: int) -> np.ndarray:
+    """The documented rule: detections, gaps of <= gap_limit frames between detections, and
+    frames held at a chunk's end within gap_limit frames of the last detection."""
+    mask = np.array(detected)
+    found = np.flatnonzero(mask)
+    for a, b in zip(found, found[1:], strict=False):
+        if b - a - 1 <= gap_limit:
+            mask[a + 1 : b] = True
+    end = 0
+    for size in chunk_sizes:
+        end += size
+        before = found[found < end]
+        if len(before):
+            mask[before[-1] + 1 : min(end, before[-1] + gap_limit + 1)] = True
+    return mask
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    detected=st.lists(st.booleans(), min_size=1, max_size=60),
+    chunk_size=st.integers(1, 25),
+)
+def test_gap_filling_follows_its_rule(detected: list[bool], chunk_size: int) -> None:
+    rng = np.random.default_rng(len(detected))
+    base = rng.uniform(20, 60, size=(468, 2))
+    faces = {k: base + [k * 0.5, 0.0] for k, hit in enumerate(detected) if hit}
+    frames = np.zeros((len(detected), 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(len(detected))
+    tracker = FaceTracker(SPEC, backend="test-replay", faces=faces, smoothing=False, search_every=1)
+    result = track(tracker, frames, chunk=chunk_size)
+    sizes = [len(frames[i : i + chunk_size]) for i in range(0, len(frames), chunk_size)]
+    mask = expected_mask(detected, sizes, tracker.max_gap_steps)
+    np.testing.assert_array_equal(result.face_mask, mask)
+    landmarks = result.landmarks.astype(np.float64)
+    assert np.isnan(landmarks[~mask]).all() and np.isfinite(landmarks[mask]).all()
+    for k, points in faces.items():  # detections pass through unchanged (no smoothing)
+        np.testing.assert_allclose(landmarks[k], points, atol=0.05)
+    # Filled frames lie between the detections around them (linear fill or hold).
+    shift = landmarks[mask][:, 0, 0] - base[0, 0]  # x offset = 0.5 * (a frame index)
+    known = np.flatnonzero(detected)
+    for k, offset in zip(np.flatnonzero(mask), shift, strict=True):
+        a = known[known <= k].max()
+        later = known[known >= k]
+        b = later.min() if len(later) else a
+        assert 0.5 * a - 0.05 <= offset <= 0.5 * b + 0.05
+
+
+def test_smoothing_reduces_jitter_without_lagging(tracker: FaceTracker) -> None:
+    frames = decode(PORTRAIT_CLIP, 40)
+    smooth = track(tracker, frames).landmarks.astype(np.float64)
+    with FaceTracker(SPEC, smoothing=False) as raw_tracker:
+        raw = track(raw_tracker, frames).landmarks.astype(np.float64)
+    eyes = list(ALIGN_INDICES[:4])
+    eye_distance = np.linalg.norm(raw[:, 263] - raw[:, 33], axis=1).mean()
+
+    def jitter(x: np.ndarray) -> float:  # mean second difference of the eye corners, pixels
+        return float(np.abs(np.diff(x[:, eyes], n=2, axis=0)).mean())
+
+    assert jitter(smooth) < 0.8 * jitter(raw)
+    assert np.abs(smooth - raw).mean() < 0.03 * eye_distance  # follows the face closely

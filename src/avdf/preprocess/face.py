@@ -250,7 +250,10 @@ class FaceTracker:
     step rate of ``spec``); consecutive calls continue the same video until :meth:`reset`.
     Options: ``max_gap_seconds`` (longest gap filled by interpolation), ``smoothing_min_cutoff``
     (Hz) and ``smoothing_beta`` for the one-euro filter (``smoothing=False`` turns it off),
-    ``min_iou`` to keep the main face; every other keyword goes to the backend.
+    ``min_iou`` to keep the main face, ``search_every`` (once the face has been gone longer than
+    the gap limit, look for it only on every n-th frame: a faceless stretch then costs 1/n of
+    the detector runs, and a returning face is picked up at most n - 1 frames late, inside
+    what is a masked gap anyway); every other keyword goes to the backend.
     """
 
     def __init__(
@@ -263,6 +266,7 @@ class FaceTracker:
         smoothing_min_cutoff: float = 2.0,
         smoothing_beta: float = 1.0,
         min_iou: float = 0.2,
+        search_every: int = 5,
         **options: Any,
     ) -> None:
         self.spec = spec
@@ -271,6 +275,7 @@ class FaceTracker:
         self.max_gap_steps = int(math.floor(max_gap_seconds * spec.steps_per_second + 1e-9))
         self.smoothing = smoothing
         self.min_iou = min_iou
+        self.search_every = max(1, search_every)
         self._filter = _OneEuroFilter(spec.steps_per_second, smoothing_min_cutoff, smoothing_beta)
         self._backend: LandmarkBackend = create_backend(backend, **options)
         self._start_state()
@@ -280,6 +285,7 @@ class FaceTracker:
         # Last detected main face: its raw landmarks (468, 2) and frame index.
         self._last_detected: np.ndarray | None = None
         self._last_detected_index = -1
+        self._search_phase = 0  # sparse search looks at frames phase, phase + n, ...
         # Last frame emitted with landmarks (detected, interpolated or held), pre-smoothing.
         self._last_emitted: np.ndarray | None = None
         self._last_emitted_index = -1
@@ -321,6 +327,24 @@ class FaceTracker:
         areas = [np.prod(b[2:] - b[:2]) for b in boxes]
         return faces[int(np.argmax(areas))]
 
+    def _detect_main(self, frame: np.ndarray, index: int) -> np.ndarray | None:
+        """The main face's raw landmarks ((468, 2) float64 pixels) on frame ``index``, or None."""
+        gone = index - self._last_detected_index - 1  # frames since the last detection
+        recent = self._last_detected is not None and gone <= self.max_gap_steps
+        if recent or (index - self._search_phase) % self.search_every == 0:
+            main = self._select(self._backend.detect(frame), index)
+        else:
+            main = None  # a long absence: search only every search_every-th frame
+        focus = getattr(self._backend, "focus", None)
+        if focus is not None:
+            focus(main)
+        if main is not None:
+            main = main.astype(np.float64)
+            self._last_detected, self._last_detected_index = main, index
+        elif self._last_detected is not None and gone == self.max_gap_steps:
+            self._search_phase = index + 1  # sparse search starts right after the gap limit
+        return main
+
     # --- per chunk ----------------------------------------------------------------------------
     def process(self, frames: np.ndarray) -> FaceChunk:
         """Track the main face over ``frames`` ((N, H, W, 3) uint8 RGB) -> a :class:`FaceChunk`."""
@@ -332,20 +356,8 @@ class FaceTracker:
         self._next_index += n
 
         detected_before = self._last_detected_index  # last detection in earlier chunks
-        detected: list[np.ndarray | None] = []
-        focus = getattr(self._backend, "focus", None)
-        for i in range(n):
-            main = self._select(self._backend.detect(frames[i]), first + i)
-            if focus is not None:
-                focus(main)
-            if main is not None:
-                main = main.astype(np.float64)
-                self._last_detected, self._last_detected_index = main, first + i
-            detected.append(main)
-
-        filled = self._fill_gaps(
-            detected, first, detected_before
-        )  # (N, 468, 2) float64, NaN where absent
+        detected = [self._detect_main(frames[i], first + i) for i in range(n)]
+        filled = self._fill_gaps(detected, first, detected_before)  # (N, 468, 2), NaN if absent
         mask = np.isfinite(filled[:, 0, 0])
         spec = self.spec
         face = np.zeros((n, spec.face_size, spec.face_size, 3), np.uint8)
