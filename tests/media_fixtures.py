@@ -194,11 +194,13 @@ def no_face(dst: Path, seconds: float = 2.0, seed: int = 0) -> Path:
 
 
 def zero_bytes(dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(b"")
     return dst
 
 
 def text_as_mp4(dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text("this is a text file, not a video\n" * 20)
     return dst
 
