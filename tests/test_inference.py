@@ -269,8 +269,13 @@ def test_single_window_matches_direct_forward(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_clip_without_audio_is_scored(detector: Detector, tmp_path: Path) -> None:
     silent = video_without_audio(CLIP, tmp_path / "silent.mp4")
-    prediction = detector.detect(silent, video_id="silent")
+    prediction, steps = detector.detect_with_steps(silent, video_id="silent")
+    assert "no audio stream: audio masked" in steps.notes
+    assert not steps.audio_present.any()
     assert prediction.modalities_present["audio"] == 0.0
+    # Audio cannot be blamed when there is none.
+    assert set(prediction.modality_scores) == {"visual"}
+    assert all(s.audio_score == 0.0 and s.modality == "visual" for s in prediction.segments)
     assert prediction.modalities_present["face"] > 0.9
     assert 0.0 <= prediction.score <= 1.0
     assert prediction.duration == pytest.approx(4.48, abs=0.05)

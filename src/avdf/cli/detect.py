@@ -9,8 +9,11 @@ the exit status is 1 if any video failed. Existing outputs are never replaced wi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window-steps", type=int, default=None, help="window length in steps (checkpoint's)"
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="windows per model call")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep the native face-tracker (MediaPipe/TFLite) log lines on stderr",
+    )
     parser.add_argument(
         "--challenge-json",
         type=Path,
@@ -81,7 +89,7 @@ def _sample_clip() -> Path:
     return Path(str(resource))
 
 
-def _summary(prediction: Any, max_segments: int = 5) -> str:
+def _summary(prediction: Any, notes: Sequence[str] = (), max_segments: int = 5) -> str:
     """A few human-readable lines: verdict, modality scores, the top segments."""
     p = prediction
     verdict = "likely FAKE" if p.score >= 0.5 else "likely real"
@@ -97,7 +105,28 @@ def _summary(prediction: Any, max_segments: int = 5) -> str:
         lines.append(f"  ... {len(p.segments) - max_segments} more segments")
     if not p.segments:
         lines.append("  no fake segment proposed")
+    lines.extend(f"  note: {note}" for note in notes)
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while MediaPipe/TFLite run: their C++ loggers
+    print several lines per video that no environment variable turns off. Python-level
+    messages are written only after this block, so nothing of ours is lost."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _one_line(path: Any, error: BaseException) -> str:
@@ -182,13 +211,14 @@ def run(args: argparse.Namespace) -> int:
                 for target in targets.values():  # check before the slow part
                     if target.exists() and not args.force:
                         raise OutputExistsError(target)
-            prediction, steps = detector.detect_with_steps(video, video_id)
+            with _native_stderr_silenced(not args.verbose):
+                prediction, steps = detector.detect_with_steps(video, video_id)
         except Exception as error:  # one bad file must not stop the batch
             failed += 1
             fail(_one_line(video, error))
             continue
         done.append((video, prediction))
-        fail(_summary(prediction))
+        fail(_summary(prediction, notes=steps.notes))
         if args.output_dir is None:
             indent = 2 if len(videos) == 1 else None
             print(json.dumps(prediction.to_dict(), indent=indent), flush=True)

@@ -55,11 +55,20 @@ class StepOutputs:
     visual_prob: np.ndarray  # (N,) float32
     boundaries: np.ndarray  # (N, 2) float32, steps from the step centre to (start, end)
     window_video_prob: np.ndarray  # (n_windows,) float32, video head per window
-    modalities_present: Mapping[str, float] = field(default_factory=dict)
+    audio_present: np.ndarray  # (N,) bool, audio available at the step
+    face_present: np.ndarray  # (N,) bool, face (and so lips) available at the step
+    notes: list[str] = field(default_factory=list)  # pipeline remarks ("no audio stream")
 
     @property
     def n_steps(self) -> int:
         return len(self.fake_prob)
+
+    @property
+    def modalities_present(self) -> dict[str, float]:
+        """Fraction of steps in which each modality was available."""
+        n = max(self.n_steps, 1)
+        face = float(self.face_present.sum()) / n
+        return {"audio": float(self.audio_present.sum()) / n, "face": face, "lips": face}
 
 
 def aggregate_video_score(window_video_prob: np.ndarray, fake_prob: np.ndarray) -> float:
@@ -96,7 +105,7 @@ class Detector:
         spec: MediaSpec,
         decode: DecodeConfig | None = None,
         window_steps: int | None = None,
-        batch_size: int = 4,
+        batch_size: int = 8,
         hop_steps: int | None = None,
         weighting: str = "triangular",
         chunk_steps: int = 250,
@@ -173,7 +182,8 @@ class Detector:
         stitcher = OverlapStitcher(self.window_steps, _CHANNELS, self.weighting)
         finished: list[np.ndarray] = []  # (n, 5) blocks of final steps
         window_probs: list[np.ndarray] = []
-        audio_steps = face_steps = 0
+        audio_present: list[np.ndarray] = []  # (n,) bool per chunk: a bit per step
+        face_present: list[np.ndarray] = []
         pending: list[VideoFeatures] = []
 
         def flush() -> None:
@@ -184,10 +194,9 @@ class Detector:
             pending.clear()
 
         def counted(chunks: Iterator[VideoFeatures]) -> Iterator[VideoFeatures]:
-            nonlocal audio_steps, face_steps
             for chunk in chunks:
-                audio_steps += int(chunk.audio_mask.sum())
-                face_steps += int(chunk.face_mask.sum())
+                audio_present.append(chunk.audio_mask.copy())
+                face_present.append(chunk.face_mask.copy())
                 yield chunk
 
         chunks = counted(self._feature_chunks(path, stats))
@@ -213,35 +222,45 @@ class Detector:
             visual_prob=steps[:, 2],
             boundaries=steps[:, 3:5],
             window_video_prob=np.concatenate(window_probs).astype(np.float32),
-            modalities_present={
-                "audio": audio_steps / n,
-                "face": face_steps / n,
-                "lips": face_steps / n,  # lips come from the face track
-            },
+            audio_present=np.concatenate(audio_present),
+            face_present=np.concatenate(face_present),
+            notes=list(stats.notes),
         )
 
     # --- decoding -----------------------------------------------------------------------
     def predict(self, steps: StepOutputs, video_id: str) -> Prediction:
-        """Turn stitched step outputs into a Prediction (segments, scores, modalities)."""
+        """Turn stitched step outputs into a Prediction (segments, scores, modalities).
+
+        A modality cannot be blamed where it was absent: its probability counts as 0 at
+        steps without it (for segment attribution), and a modality absent from the whole
+        video gets no entry in ``modality_scores`` (``modalities_present`` says 0).
+        """
+        audio_prob = np.where(steps.audio_present, steps.audio_prob, 0.0)  # (N,)
+        visual_prob = np.where(steps.face_present, steps.visual_prob, 0.0)  # (N,)
         segments = decode_proposals(
             steps.fake_prob,
             steps.boundaries,
             steps.spec,
             steps.duration,
-            audio_prob=steps.audio_prob,
-            visual_prob=steps.visual_prob,
+            audio_prob=audio_prob,
+            visual_prob=visual_prob,
             config=self.decode_config,
         )
+        modality_scores = {
+            name: float(prob.max())
+            for name, prob, present in (
+                ("audio", audio_prob, steps.audio_present),
+                ("visual", visual_prob, steps.face_present),
+            )
+            if present.any()
+        }
         return Prediction(
             video_id=video_id,
             duration=steps.duration,
             score=aggregate_video_score(steps.window_video_prob, steps.fake_prob),
-            modality_scores={
-                "audio": float(steps.audio_prob.max()),
-                "visual": float(steps.visual_prob.max()),
-            },
+            modality_scores=modality_scores,
             segments=segments,
-            modalities_present=dict(steps.modalities_present),
+            modalities_present=steps.modalities_present,
         )
 
     def detect_with_steps(
