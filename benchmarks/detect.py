@@ -187,10 +187,14 @@ def main() -> None:
     detector = Detector.from_checkpoint(checkpoint)
     rows: list[tuple[str, str]] = []
 
-    clips = {"360p (640x360, H.264)": make_clip(SOURCE, work / "c360.mp4", args.seconds, 640, 360)}
+    clips = {
+        "360p (640x360, H.264)": make_clip(
+            SOURCE, work / f"c360_{args.seconds:g}s.mp4", args.seconds, 640, 360
+        )
+    }
     if not args.quick:
         clips["1080p (1920x1080, H.264)"] = make_clip(
-            SOURCE, work / "c1080.mp4", args.seconds, 1920, 1080
+            SOURCE, work / f"c1080_{args.seconds:g}s.mp4", args.seconds, 1920, 1080
         )
         clips["1080x1920 HEVC (shared clip)"] = NATIVE_1080
     detector.detect(make_clip(SOURCE, work / "warm.mp4", 2.0, 640, 360))  # loads face models

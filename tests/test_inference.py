@@ -10,6 +10,8 @@ import av
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avdf.data.batch import features_to_inputs
 from avdf.errors import InputError
@@ -295,3 +297,56 @@ def test_bad_files_raise_one_line_input_errors(detector: Detector, tmp_path: Pat
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         Detector.from_checkpoint(tmp_path / "nope.ckpt")
+
+
+# --- invariants on random inputs (hypothesis) -------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+    duration=st.floats(0.5, 20.0),
+    top_k=st.integers(1, 30),
+    sigma=st.floats(0.05, 2.0),
+)
+def test_decode_invariants(n: int, seed: int, duration: float, top_k: int, sigma: float) -> None:
+    rng = np.random.default_rng(seed)
+    prob, audio, visual = rng.uniform(size=(3, n))
+    bounds = rng.exponential(10.0, (n, 2))
+    config = DecodeConfig(pre_threshold=0.2, sigma=sigma, top_k=top_k)
+    segments = decode_proposals(prob, bounds, SPEC, duration, audio, visual, config)
+    scores = [s.score for s in segments]
+    assert len(segments) <= top_k and scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s.start < s.end <= duration for s in segments)
+    assert all(0.0 <= s.score <= prob.max() for s in segments)
+    assert all(0.0 <= s.audio_score <= 1.0 and 0.0 <= s.visual_score <= 1.0 for s in segments)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    total=st.integers(1, 200),
+    window=st.integers(1, 48),
+    chunk=st.integers(1, 64),
+    hop_fraction=st.floats(0.1, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_stitching_covers_each_step_once_within_bounds(
+    total: int, window: int, chunk: int, hop_fraction: float, seed: int
+) -> None:
+    hop = max(1, int(window * hop_fraction))
+    rng = np.random.default_rng(seed)
+    stitcher = OverlapStitcher(window, 1)
+    lows, highs = np.full(total, np.inf), np.full(total, -np.inf)
+    out = []
+    for w in iter_windows(_chunks(total, chunk), window_steps=window, hop_steps=hop):
+        values = rng.uniform(size=(w.n_steps, 1))
+        span = slice(w.first_step, w.first_step + w.n_steps)
+        lows[span] = np.minimum(lows[span], values[:, 0])
+        highs[span] = np.maximum(highs[span], values[:, 0])
+        out.append(stitcher.add(w.first_step, values))
+    out.append(stitcher.finish())
+    stitched = np.concatenate(out)[:, 0]
+    assert stitched.shape == (total,)  # every step exactly once, in order
+    # A weighted average lies between the smallest and largest contribution.
+    assert (stitched >= lows - 1e-12).all() and (stitched <= highs + 1e-12).all()

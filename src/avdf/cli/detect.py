@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output-dir",
         type=Path,
-        help="write one report per video and format here; without it the JSON goes to stdout",
+        help="write one report per video and format here; without it the JSON goes to stdout "
+        "(one object per line when several videos are given)",
     )
     parser.add_argument(
         "--format",
