@@ -348,3 +348,12 @@ def test_smoothing_reduces_jitter_without_lagging(tracker: FaceTracker) -> None:
 
     assert jitter(smooth) < 0.8 * jitter(raw)
     assert np.abs(smooth - raw).mean() < 0.03 * eye_distance  # follows the face closely
+
+
+def test_empty_chunk_and_bad_shapes(tracker: FaceTracker) -> None:
+    tracker.reset()
+    empty = tracker.process(np.zeros((0, 64, 64, 3), np.uint8))
+    assert empty.face.shape == (0, SPEC.face_size, SPEC.face_size, 3)
+    assert empty.landmarks.shape == (0, 468, 2) and empty.face_mask.shape == (0,)
+    with pytest.raises(ValueError, match="RGB"):
+        tracker.process(np.zeros((2, 64, 64), np.uint8))
