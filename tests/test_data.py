@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,3 +119,117 @@ def test_targets_invariants(segs, n_steps, stride) -> None:
 def test_negative_steps_rejected() -> None:
     with pytest.raises(ValueError):
         step_targets(_sample(), SPEC, -1)
+
+
+# --- the window dataset on a real cache ----------------------------------------------------
+# Three short real clips run through the real preprocessing pipeline. Their labels are made
+# up (the clips are not manipulated): the data layer only needs consistent segments.
+MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
+CLIPS = {
+    "real/a": ("talking-face_pc-avs_00067.mp4", 0, (), (), ()),
+    "fake/b": (
+        "talking-face_pc-avs_517600055.mp4",
+        1,
+        (Segment(1.0, 2.0),),
+        (Segment(1.0, 2.0),),
+        (),
+    ),
+    "fake/c": (
+        "talking-face_pc-avs_00086.mp4",
+        1,
+        (Segment(0.5, 1.3), Segment(3.0, 3.6)),
+        (),
+        (Segment(0.5, 1.3), Segment(3.0, 3.6)),
+    ),
+}
+
+
+def cached_samples(base: Path) -> tuple[list[Sample], Path]:
+    """Samples of CLIPS with a real cache under ``base`` (built once per session; reruns skip
+    finished videos)."""
+    from avdf.preprocess.cache import cache_path_for
+    from avdf.preprocess.pipeline import cache_video
+
+    cache_dir = base / "cache"
+    samples = []
+    for vid, (name, label, segs, audio, visual) in CLIPS.items():
+        path = MEDIA / name
+        cache_video(path, cache_path_for(cache_dir, vid), SPEC)
+        samples.append(Sample(vid, "test", "train", str(path), None, label, segs, audio, visual))
+    return samples, cache_dir
+
+
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory) -> tuple[list[Sample], Path]:
+    return cached_samples(tmp_path_factory.getbasetemp() / "avdf_real_cache")
+
+
+@pytest.mark.slow
+def test_training_windows_match_targets(real_cache) -> None:
+    from avdf.data.dataset import WindowDataset
+
+    samples, cache_dir = real_cache
+    ds = WindowDataset(
+        samples, cache_dir, SPEC, window_steps=32, windows_per_video=5, fake_window_fraction=1.0
+    )
+    assert len(ds) == 15 and ds.video_labels == [0, 1, 1]
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        item = ds[i]
+        video = i // 5
+        assert item.video_index == video and item.features.n_steps == 32
+        start = item.features.first_step
+        full = step_targets(ds.samples[video], SPEC, ds.n_steps[video])
+        np.testing.assert_array_equal(item.targets.fake, full.fake[start : start + 32])
+        np.testing.assert_array_equal(item.targets.boundaries, full.boundaries[start : start + 32])
+        if samples[video].label == 1:  # fake_window_fraction=1: every window shows a fake step
+            assert item.targets.fake.any()
+    # the cache holds real faces and real audio for these clips
+    assert item.features.face_mask.mean() > 0.9 and item.features.audio_mask.all()
+    assert item.features.face.std() > 10
+
+
+@pytest.mark.slow
+def test_eval_tiling_covers_each_video_once_and_collates(real_cache) -> None:
+    from avdf.data.dataset import WindowDataset, collate
+
+    samples, cache_dir = real_cache
+    ds = WindowDataset(samples, cache_dir, SPEC, window_steps=40, train=False)
+    covered = {v: np.zeros(n, int) for v, n in enumerate(ds.n_steps)}
+    items = [ds[i] for i in range(len(ds))]
+    for it in items:
+        covered[it.video_index][
+            it.features.first_step : it.features.first_step + it.features.n_steps
+        ] += 1
+    assert all((c == 1).all() for c in covered.values())
+    assert [ds[i].features.first_step for i in range(len(ds))] == [
+        it.features.first_step for it in items
+    ]
+
+    short = [it for it in items if it.features.n_steps < 40]
+    assert short, "the last tile of a video is shorter than a window"
+    batch = collate([items[0], short[0]], window_steps=40)
+    assert batch["face"].shape == (2, 40, 3, SPEC.face_size, SPEC.face_size)
+    assert batch["boundaries"].shape == (2, 40, 2)
+    n = short[0].features.n_steps
+    assert batch["step_mask"][1, :n].all() and not batch["step_mask"][1, n:].any()
+    assert batch["fake"][1, n:].sum() == 0 and batch["boundaries"][1, n:].abs().sum() == 0
+    assert batch["video_target"][0] == float(items[0].targets.fake.any())
+    assert batch["video_index"].tolist() == [items[0].video_index, short[0].video_index]
+
+
+@pytest.mark.slow
+def test_missing_and_mismatched_caches(real_cache, tmp_path, caplog) -> None:
+    from avdf.data.dataset import WindowDataset, missing_from_cache
+    from avdf.errors import InputError
+
+    samples, cache_dir = real_cache
+    ghost = Sample("ghost/x", "test", "train", "x.mp4", 3.0, 1, (Segment(0, 1),))
+    unlabelled = Sample("real/a", "test", "train", "a.mp4", 3.0, None)
+    assert [s.id for s in missing_from_cache([*samples, ghost], cache_dir)] == ["ghost/x"]
+    with caplog.at_level(logging.WARNING):
+        ds = WindowDataset([*samples, ghost, unlabelled], cache_dir, SPEC, 32)
+    assert len(ds.samples) == 3
+    assert "skipping 2 of 5 videos: 1 not in the cache" in caplog.text
+    with pytest.raises(InputError, match="rerun avdf preprocess"):
+        WindowDataset(samples, cache_dir, MediaSpec(face_size=32), 32)

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from avdf.models.base import ModelOutput
+from avdf.timebase import MediaSpec
 from avdf.training.config import ConfigError, config_from_dict, load_config
 from avdf.training.losses import (
     LossWeights,
@@ -19,6 +20,8 @@ from avdf.training.losses import (
     sigmoid_focal_loss,
 )
 from avdf.training.module import warmup_cosine
+
+SPEC_DEFAULT = MediaSpec()
 
 
 # --- losses --------------------------------------------------------------------------------
@@ -181,3 +184,150 @@ def test_every_dataset_and_variant_has_a_config() -> None:
         assert f"synth_{variant}" in names
     for dataset in ("lavdf", "avdeepfake1m", "fakeavceleb", "tvil"):
         assert f"{dataset}_mmms_ba" in names
+
+
+# --- real training on cached real clips -------------------------------------------------------
+# A CPU-tiny MMMS-BA; dropout off so the overfit check measures optimisation only.
+TINY = {
+    "block_dim": 16,
+    "block_width": 8,
+    "gru_hidden": 16,
+    "context_dim": 16,
+    "fusion_dim": 32,
+    "gru_dropout": 0.0,
+    "context_dropout": 0.0,
+    "fusion_dropout": 0.0,
+    "modality_dropout": 0.0,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test machine's 2 cores are shared; torch's intra-op threads then spin against other
+    # processes and a tiny model runs 20x slower. One thread is the fast, stable choice.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory):
+    from test_data import cached_samples  # tests/ is on sys.path under pytest
+
+    return cached_samples(tmp_path_factory.getbasetemp() / "avdf_real_cache")
+
+
+@pytest.mark.slow
+def test_loss_decreases_when_overfitting_a_fixed_batch(real_cache) -> None:
+    from avdf.data.dataset import WindowDataset, collate
+    from avdf.training.module import AVDFModule
+
+    samples, cache_dir = real_cache
+    torch.manual_seed(0)
+    ds = WindowDataset(samples, cache_dir, SPEC_DEFAULT, 32, windows_per_video=1)
+    batch = collate([ds[i] for i in range(len(ds))], 32)  # (B=3, T=32)
+    module = AVDFModule("mmms_ba", TINY, SPEC_DEFAULT.to_dict())
+    optimizer = torch.optim.AdamW(module.model.parameters(), lr=1e-2)
+    module.train()
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = detection_losses(module(batch), batch, module.loss_weights)["loss"]
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def _write_run_config(tmp_path: Path, samples, cache_dir: Path, **trainer) -> Path:
+    from avdf.types import write_manifest
+
+    # two videos to train on, the third (and one of the first two) to validate on
+    rows = [s.__class__(**{**s.__dict__, "split": "train"}) for s in samples[:2]]
+    rows += [s.__class__(**{**s.__dict__, "split": "dev"}) for s in (samples[0], samples[2])]
+    write_manifest(rows, str(tmp_path / "manifest.jsonl"))
+    config = {
+        "data": {
+            "manifest": str(tmp_path / "manifest.jsonl"),
+            "cache_dir": str(cache_dir),
+            "window_steps": 32,
+            "batch_size": 2,
+            "windows_per_video": 2,
+        },
+        "model": {"name": "mmms_ba", "kwargs": TINY},
+        "optim": {"lr": 0.003, "warmup_steps": 1},
+        "trainer": {"max_steps": 3, "seed": 7, "log_every_n_steps": 1, **trainer},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+@pytest.mark.slow
+def test_avdf_train_cli_end_to_end_deterministic_and_resumable(
+    real_cache, tmp_path, capsys
+) -> None:
+    from avdf.cli import main
+    from avdf.models import load_checkpoint
+
+    samples, cache_dir = real_cache
+    config = _write_run_config(tmp_path, samples, cache_dir)
+    common = ["--accelerator", "cpu", "--devices", "1"]
+    out1, out2 = tmp_path / "run1", tmp_path / "run2"
+    assert main(["train", str(config), "--out", str(out1), *common]) == 0
+
+    # outputs: resolved config, Lightning checkpoints, metrics, the plain checkpoint
+    assert (out1 / "config.yaml").is_file() and (out1 / "checkpoints" / "last.ckpt").is_file()
+    resolved = load_config(out1 / "config.yaml")
+    assert resolved.model.kwargs == TINY and resolved.trainer.seed == 7
+    metrics = (out1 / "logs" / "version_0" / "metrics.csv").read_text()
+    for name in ("train/loss", "val/loss", "val/frame_auc", "val/video_auc"):
+        assert name in metrics
+    model, spec, info = load_checkpoint(out1 / "model.ckpt")
+    assert spec == SPEC_DEFAULT and info["extra"]["window_steps"] == 32
+    assert info["model_name"] == "mmms_ba"
+
+    # the same seed gives the same weights; refusing to overwrite without --force
+    assert main(["train", str(config), "--out", str(out2), *common]) == 0
+    a, b = _state(out1 / "model.ckpt"), _state(out2 / "model.ckpt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(out2), *common]) == 1
+    assert "already exists" in capsys.readouterr().err
+    # a different seed trains different weights (the check above can fail)
+    out3 = tmp_path / "run3"
+    assert main(["train", str(config), "--out", str(out3), "--set", "trainer.seed=8", *common]) == 0
+    c = _state(out3 / "model.ckpt")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+    # resume from the step-3 checkpoint and go on to step 5
+    last = out1 / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 3
+    args = ["train", str(config), "--out", str(out1), "--resume", str(last)]
+    assert main([*args, "--set", "trainer.max_steps=5", *common]) == 0
+    assert torch.load(last, weights_only=False)["global_step"] == 5
+    assert (out1 / "logs" / "version_1" / "metrics.csv").is_file()  # earlier logs kept
+    resumed = _state(out1 / "model.ckpt")
+    assert not all(torch.equal(a[k], resumed[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_missing_cache_is_one_line_with_the_command(real_cache, tmp_path, capsys) -> None:
+    from avdf.cli import main
+
+    samples, _ = real_cache
+    config = _write_run_config(tmp_path, samples, tmp_path / "empty_cache")
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "3 of 3 videos are not preprocessed" in err
+    assert f"avdf preprocess {tmp_path / 'run' / 'missing_from_cache.jsonl'}" in err
+    from avdf.types import read_manifest
+
+    assert len(read_manifest(str(tmp_path / "run" / "missing_from_cache.jsonl"))) == 3

@@ -5,7 +5,7 @@ Output folder layout::
 
     OUT/config.yaml          the resolved configuration
     OUT/checkpoints/*.ckpt   Lightning checkpoints (best + last; --resume takes these)
-    OUT/logs/metrics.csv     losses and validation metrics
+    OUT/logs/version_N/metrics.csv   losses and validation metrics (one version per run)
     OUT/model.ckpt           best weights, self-describing (avdf detect --checkpoint)
 
 Nothing here assumes one process: under DDP every rank runs this code, only rank 0 writes
@@ -62,7 +62,7 @@ def _is_rank_zero() -> bool:
 
 
 def _check_cache(config: TrainConfig, samples: Sequence[Sample], out_dir: Path) -> None:
-    labelled = [s for s in samples if s.label is not None]
+    labelled = list({s.id: s for s in samples if s.label is not None}.values())  # unique ids
     missing = missing_from_cache(labelled, config.data.cache_dir)
     if missing:
         manifest = out_dir / MISSING_MANIFEST
@@ -159,7 +159,8 @@ def fit(
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches if has_val else 0,
         callbacks=all_callbacks,
-        logger=CSVLogger(out_dir, name="logs", version=""),
+        # a new logs/version_N per run, so a resumed run keeps the earlier metrics
+        logger=CSVLogger(out_dir, name="logs"),
         default_root_dir=out_dir,
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
@@ -167,8 +168,11 @@ def fit(
     trainer_kwargs.update(trainer_overrides or {})
     trainer = L.Trainer(**trainer_kwargs)
     trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
+    # ModelCheckpoint writes last.ckpt at epoch ends; a run stopped by max_steps mid-epoch
+    # would otherwise leave a stale one. Every rank calls this (it is a collective).
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
 
-    best = Path(checkpoint.best_model_path or checkpoint.last_model_path)
+    best = Path(checkpoint.best_model_path or out_dir / "checkpoints" / "last.ckpt")
     score = checkpoint.best_model_score
     model_path = out_dir / "model.ckpt"
     if trainer.is_global_zero:
