@@ -94,8 +94,8 @@ class Detector:
     """Scores whole videos of any length with a trained model.
 
     ``window_steps`` defaults to the checkpoint's training window (``window_steps`` in
-    its info or info['extra']) or 64; windows overlap by half. ``batch_size`` windows go through the model at once.
-    ``num_threads`` sets torch's intra-op threads (None keeps torch's default, one per
+    its info or info['extra']) or 64; windows overlap by half (``hop_steps``).
+    ``batch_size`` windows go through the model at once. ``num_threads`` sets torch's intra-op threads (None keeps torch's default, one per
     physical core, which suits a 2-core machine).
     """
 
@@ -193,13 +193,13 @@ class Detector:
             window_probs.append(video_prob)
             pending.clear()
 
-        def counted(chunks: Iterator[VideoFeatures]) -> Iterator[VideoFeatures]:
+        def record_presence(chunks: Iterator[VideoFeatures]) -> Iterator[VideoFeatures]:
             for chunk in chunks:
                 audio_present.append(chunk.audio_mask.copy())
                 face_present.append(chunk.face_mask.copy())
                 yield chunk
 
-        chunks = counted(self._feature_chunks(path, stats))
+        chunks = record_presence(self._feature_chunks(path, stats))
         for window in iter_windows(chunks, self.window_steps, self.hop_steps):
             pending.append(window)
             if len(pending) == self.batch_size:
