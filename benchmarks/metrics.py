@@ -4,13 +4,17 @@ Generates a LAV-DF-style ``metadata.json`` (0-3 fake segments per video) and a l
 with ``--proposals`` proposals per video (some near the labels, the rest random), then runs the
 real command in a subprocess and prints a table. Usage::
 
-    python benchmarks/metrics.py --videos 100000 --proposals 100 [--out DIR]
+    python benchmarks/metrics.py --videos 100000 --proposals 100 [--out DIR [--reuse]]
+
+CPU seconds (user + system of the command) are printed beside wall seconds: on a shared
+machine the wall time depends on the load, the CPU time much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,14 +63,18 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=100_000)
     parser.add_argument("--proposals", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None, help="keep the files here")
+    parser.add_argument("--reuse", action="store_true", help="reuse the files already in --out")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        labels, loc, det = generate(out, args.videos, args.proposals)
+        labels, loc, det = out / "metadata.json", out / "loc.json", out / "det.txt"
+        if not (args.reuse and labels.exists() and loc.exists() and det.exists()):
+            labels, loc, det = generate(out, args.videos, args.proposals)
         t_gen = time.perf_counter() - t0
-        rows = [("generate files", t_gen, f"{loc.stat().st_size / 1e6:.0f} MB localization JSON")]
+        size = f"{loc.stat().st_size / 1e6:.0f} MB localization JSON"
+        rows = [("generate files", t_gen, float("nan"), size)]
         for metric in ("official", "activitynet"):
             cmd = [
                 sys.executable,
@@ -82,16 +90,20 @@ def main() -> None:
                 "--metric",
                 metric,
             ]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             elapsed = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             if done.returncode:
                 sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-            rows.append((f"avdf evaluate --metric {metric}", elapsed, "localization + detection"))
+            note = f"localization + detection, peak RSS {after.ru_maxrss / 1e6:.1f} GB"
+            rows.append((f"avdf evaluate --metric {metric}", elapsed, cpu, note))
     print(f"{args.videos} videos x {args.proposals} proposals\n")
-    print("| step | seconds | note |\n|---|---|---|")
-    for name, seconds, note in rows:
-        print(f"| {name} | {seconds:.1f} | {note} |")
+    print("| step | wall s | CPU s | note |\n|---|---|---|---|")
+    for name, seconds, cpu, note in rows:
+        print(f"| {name} | {seconds:.1f} | {cpu:.1f} | {note} |")
 
 
 if __name__ == "__main__":

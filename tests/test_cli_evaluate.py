@@ -201,6 +201,24 @@ def test_fast_reader_equals_json_reader(tmp_path: Path) -> None:
     assert all(np.array_equal(read_localization(pretty)[k], content[k]) for k in content)
 
 
+@pytest.mark.parametrize("decimals", [None, 3])
+def test_fast_number_parser_is_exact(tmp_path: Path, decimals: int | None) -> None:
+    # Full-precision repr (16-17 digits, exponents) takes numpy's parser, rounded values the
+    # vectorised one; both must give exactly what json/float() gives.
+    rng = np.random.default_rng(1)
+    rows = rng.random((3000, 3)) * np.array([1.0, 1e3, 1e3])
+    rows[:, 2] = rows[:, 1] + rng.random(3000) * 1e-6
+    rows[:10, 0] = [0.0, -0.5, 1e-7, 123456789.0, 5e-324, 1.0, 0.1, 0.3, 2.5e-5, 100.0]
+    path = tmp_path / "loc.json"
+    write_localization({f"v{i}": rows[i::7] for i in range(7)}, path, decimals=decimals)
+    fast = _read_localization_fast(path.read_bytes())
+    assert fast is not None
+    slow = _read_localization_json(path, path.read_bytes())
+    for key, value in slow.items():
+        np.testing.assert_array_equal(fast[0][key], value)
+    assert "-0.5" in path.read_text()
+
+
 def test_detection_format_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "det.txt"
     write_detection({"a.mp4": 0.25, "dir/b c.mp4": 1e-9}, path)

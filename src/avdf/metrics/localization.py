@@ -134,15 +134,20 @@ class _Corpus:
     """Proposals and labels of the scored videos, flattened in label-file order."""
 
     scores: np.ndarray  # (P,) float64 proposal scores, video after video, list order inside
-    offsets: np.ndarray  # (V + 1,) start of each video's proposals in ``scores``
-    proposals: list[np.ndarray]  # V x (K_v, 2) [start, end] seconds, in ``dtype``
-    labels: list[np.ndarray]  # V x (L_v, 2) [start, end] seconds, in ``dtype``
+    times: np.ndarray  # (P, 2) proposal [start, end] seconds, in ``dtype``
+    offsets: np.ndarray  # (V + 1,) start of each video's proposals in ``scores`` / ``times``
+    labels: np.ndarray  # (N, 2) label [start, end] seconds, in ``dtype``
+    label_offsets: np.ndarray  # (V + 1,) start of each video's labels in ``labels``
     videos_without_proposals: int
     dtype: type  # np.float32 for the official metric (as the reference), else np.float64
 
     @property
+    def n_videos(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
     def n_labels(self) -> int:
-        return int(sum(len(lab) for lab in self.labels))
+        return len(self.labels)
 
 
 def _gather(
@@ -153,23 +158,31 @@ def _gather(
 ) -> _Corpus:
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    props, labs, counts, missing = [], [], [], 0
-    for video_id, video_labels in labels.items():
-        rows = proposals.get(video_id)
-        p = _as_proposals(rows) if rows is not None else np.zeros((0, 3))
-        if len(p) == 0:
-            missing += 1
-        props.append(p)
-        labs.append(_as_labels(video_labels).astype(dtype))
-        counts.append(len(p))
+    empty = np.zeros((0, 3))
+    props = [
+        empty if (rows := proposals.get(video)) is None else _as_proposals(rows) for video in labels
+    ]
+    labs = [_as_labels(video_labels) for video_labels in labels.values()]
     offsets = np.zeros(len(props) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    scores = np.concatenate([p[:, 0] for p in props]) if props else np.zeros(0)
-    if not np.all(np.isfinite(scores)):
+    np.cumsum([len(p) for p in props], out=offsets[1:])
+    label_offsets = np.zeros(len(labs) + 1, dtype=np.int64)
+    np.cumsum([len(lab) for lab in labs], out=label_offsets[1:])
+    flat = np.concatenate(props) if props else empty  # (P, 3)
+    if not np.all(np.isfinite(flat[:, 0])):
         raise ValueError("proposal scores must be finite")
     # Frames -> seconds in the working precision, as the reference divides in float32.
-    times = [p[:, 1:].astype(dtype) / dtype(fps) if fps else p[:, 1:].astype(dtype) for p in props]
-    return _Corpus(scores, offsets, times, labs, missing, dtype)
+    times = flat[:, 1:].astype(dtype)
+    if fps:
+        times /= dtype(fps)
+    return _Corpus(
+        scores=flat[:, 0],
+        times=times,
+        offsets=offsets,
+        labels=(np.concatenate(labs) if labs else np.zeros((0, 2))).astype(dtype),
+        label_offsets=label_offsets,
+        videos_without_proposals=int(np.sum(np.diff(offsets) == 0)),
+        dtype=dtype,
+    )
 
 
 def _blocks(corpus: _Corpus) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -179,7 +192,7 @@ def _blocks(corpus: _Corpus) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarra
     is NaN so that it never counts as a hit, and ``flat_index`` maps back into ``corpus.scores``.
     """
     n_props = np.diff(corpus.offsets)
-    n_labs = np.array([len(lab) for lab in corpus.labels], dtype=np.int64)
+    n_labs = np.diff(corpus.label_offsets)
     videos = np.flatnonzero((n_props > 0) & (n_labs > 0))
     # Sorting by size keeps the padding small when proposal counts vary a lot.
     videos = videos[np.lexsort((n_labs[videos], n_props[videos]))]
@@ -194,29 +207,43 @@ def _blocks(corpus: _Corpus) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarra
                 break
             stop += 1
         block = videos[start:stop]
-        k, lmax = int(n_props[block].max()), int(n_labs[block].max())
-        p = np.full((len(block), k, 2), np.nan, dtype=corpus.dtype)
-        lab = np.full((len(block), lmax, 2), np.nan, dtype=corpus.dtype)
-        for row, v in enumerate(block):
-            p[row, : n_props[v]] = corpus.proposals[v]
-            lab[row, : n_labs[v]] = corpus.labels[v]
-        rank = np.arange(k)
-        valid = rank[None, :] < n_props[block][:, None]
-        flat = np.where(valid, corpus.offsets[block][:, None] + rank[None, :], 0)
-        yield p, lab, flat, valid
+        p_offsets = np.stack([corpus.offsets[block], corpus.offsets[block + 1]])
+        l_offsets = np.stack([corpus.label_offsets[block], corpus.label_offsets[block + 1]])
+        p, flat = _padded(corpus.times, p_offsets, int(n_props[block].max()))
+        lab, _ = _padded(corpus.labels, l_offsets, int(n_labs[block].max()))
+        yield p, lab, np.maximum(flat, 0), flat >= 0
         start = stop
 
 
-def _official_ap_from_tp(is_tp: np.ndarray, order: np.ndarray, n_labels: int) -> float:
-    """AP of the reference: the curve (1, 0) + reversed (recall, precision), no first step."""
+def _padded(values: np.ndarray, bounds: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each video's rows ``values[start:stop]`` padded with NaN to ``width`` rows.
+
+    ``bounds`` is (2, C): start and stop per video. Returns ``(padded (C, width, 2),
+    flat_index (C, width))`` with ``flat_index`` -1 on padding.
+    """
+    counts = bounds[1] - bounds[0]  # (C,)
+    slot = np.arange(width)
+    valid = slot[None, :] < counts[:, None]  # (C, width)
+    flat = np.where(valid, bounds[0][:, None] + slot[None, :], -1)
+    padded = np.where(valid[..., None], values[np.maximum(flat, 0)], np.nan)
+    return padded.astype(values.dtype, copy=False), flat
+
+
+def _official_ap(tp_ranks: np.ndarray, n_labels: int) -> float:
+    """AP of the reference from the 1-based ranks of the true positives in score order.
+
+    The reference integrates |delta recall| x running max of precision along the curve
+    (1, 0), (recall_P, precision_P), ..., (recall_1, precision_1). Recall changes only at a
+    true positive, by 1/n_labels, and the running max there is the best precision at that
+    rank or later, which is reached at a true positive (precision falls between them). The
+    true positive at rank 1 closes the curve and is never counted. So, with the j-th true
+    positive at rank r_j: AP = sum over r_j >= 2 of max_{i >= j} (i / r_i) / n_labels.
+    """
     if n_labels == 0:
         return float("nan")
-    tp = np.cumsum(is_tp[order])  # (P,) in score order
-    precision = tp / np.arange(1, len(tp) + 1)
-    recall = tp / n_labels
-    curve_recall = np.concatenate(([1.0], recall[::-1]))
-    running_max = np.maximum.accumulate(np.concatenate(([0.0], precision[::-1])))
-    return float(np.sum(np.abs(np.diff(curve_recall)) * running_max[:-1]))
+    precision = np.arange(1, len(tp_ranks) + 1) / tp_ranks  # (M,) at each true positive
+    best_later = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(best_later[tp_ranks >= 2].sum() / n_labels)
 
 
 def _official_tp(corpus: _Corpus, thresholds: Sequence[float]) -> np.ndarray:
@@ -288,14 +315,16 @@ def ap_ar(
     # One stable sort serves every threshold: the order depends only on the scores. Ranking by
     # float32 scores, as the reference, turns scores equal in float32 into ties.
     order = np.argsort(-corpus.scores.astype(np.float32), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(1, len(order) + 1)  # 1-based rank of every proposal
     is_tp = _official_tp(corpus, thresholds)
-    ap = {t: _official_ap_from_tp(is_tp[i], order, n_labels) for i, t in enumerate(thresholds)}
+    ap = {t: _official_ap(np.sort(rank[is_tp[i]]), n_labels) for i, t in enumerate(thresholds)}
     ar = _official_ar(corpus, _check_counts(ar_n_proposals), ar_thresholds)
     return LocalizationMetrics(
         metric="official",
         ap=ap,
         ar=ar,
-        n_videos=len(corpus.labels),
+        n_videos=corpus.n_videos,
         n_labels=n_labels,
         n_proposals=len(corpus.scores),
         videos_without_proposals=corpus.videos_without_proposals,
@@ -376,7 +405,7 @@ def activitynet_map(
         metric="activitynet",
         ap=ap,
         ar=ar,
-        n_videos=len(corpus.labels),
+        n_videos=corpus.n_videos,
         n_labels=n_labels,
         n_proposals=len(corpus.scores),
         videos_without_proposals=corpus.videos_without_proposals,

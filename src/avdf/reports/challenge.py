@@ -123,10 +123,14 @@ def read_localization(path: str | Path) -> dict[str, np.ndarray]:
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read localization file ({e.strerror or e})") from None
-    out = _read_localization_fast(raw)
-    if out is None:
+    fast = _read_localization_fast(raw)
+    if fast is None:
         out = _read_localization_json(path, raw)
-    _validate_rows(path, out)
+        _validate_rows(path, out)
+        return out
+    out, numbers = fast
+    if _bad_rows(numbers).any():  # one vectorised check; the per-video pass names the entry
+        _validate_rows(path, out)
     return out
 
 
@@ -155,9 +159,14 @@ def _read_localization_json(path: Path, raw: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+def _bad_rows(rows: np.ndarray) -> np.ndarray:
+    """(K,) True where a [score, start, end] row is not finite or ends before it starts."""
+    return ~np.isfinite(rows).all(axis=1) | (rows[:, 2] < rows[:, 1])
+
+
 def _validate_rows(path: Path, content: Mapping[str, np.ndarray]) -> None:
     for video, rows in content.items():
-        bad = ~np.isfinite(rows).all(axis=1) | (rows[:, 2] < rows[:, 1])
+        bad = _bad_rows(rows)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             cause = "is not finite" if not np.isfinite(rows[i]).all() else "ends before it starts"
@@ -167,13 +176,14 @@ def _validate_rows(path: Path, content: Mapping[str, np.ndarray]) -> None:
 _KEY_VALUE_GAP = re.compile(rb"\s*:\s*")
 
 
-def _read_localization_fast(raw: bytes) -> dict[str, np.ndarray] | None:
+def _read_localization_fast(raw: bytes) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
     """Parse the common case with numpy; None whenever the layout is not plainly recognised.
 
-    Keys are the only strings in the format, so the quote positions delimit them; the numbers
-    are parsed in one ``np.loadtxt`` call after turning every ``]`` into a line break (one line
-    per proposal). Consistency checks on bracket and row counts send anything unusual
-    (escapes, nesting, other types) to the ``json`` path.
+    Keys are the only strings in the format, so the quote positions delimit them; every ``]``
+    becomes a line break (one line per proposal) and ``np.loadtxt`` parses all the numbers at
+    once (it rejects lines that do not hold three numbers). Consistency checks on bracket and
+    row counts send anything unusual (escapes, nesting, other types) to the ``json`` path. Returns the per-video views and the
+    (P, 3) array they share.
     """
     buf = np.frombuffer(raw, dtype=np.uint8)
     text_start = raw.lstrip()[:1]
@@ -185,7 +195,7 @@ def _read_localization_fast(raw: bytes) -> dict[str, np.ndarray] | None:
     key_start, key_end = quotes[0::2], quotes[1::2]  # key bytes are (start, end) exclusive
     n = len(key_start)
     if n == 0:
-        return {} if raw.strip()[1:-1].strip() == b"" else None
+        return ({}, np.zeros((0, 3))) if raw.strip()[1:-1].strip() == b"" else None
     for i in range(n):
         gap = _KEY_VALUE_GAP.match(raw, int(key_end[i]) + 1)
         if gap is None or raw[gap.end() : gap.end() + 1] != b"[":
@@ -202,20 +212,17 @@ def _read_localization_fast(raw: bytes) -> dict[str, np.ndarray] | None:
     rows_per_video = n_open - 1  # the outer list holds one inner list per proposal
     table = np.arange(256, dtype=np.uint8)
     table[list(b"[,:{}")] = ord(" ")
-    table[ord("]")] = ord("\n")  # one line per proposal for loadtxt
-    clean = table[clean]
+    table[ord("]")] = ord("\n")  # one line per proposal
     total = int(rows_per_video.sum())
-    if total:
-        try:
-            numbers = np.loadtxt(io.BytesIO(clean.tobytes()), dtype=np.float64, ndmin=2)
-        except ValueError:
-            return None
-        if numbers.shape != (total, 3):
-            return None
-    elif clean.tobytes().strip():
+    try:
+        # numpy's C parser (numpy >= 1.23) reads ~30 M numbers in ~8 s; json.load takes ~30 s.
+        numbers = np.loadtxt(io.BytesIO(table[clean].tobytes()), dtype=np.float64, ndmin=2)
+    except ValueError:
         return None
-    else:
+    if total == 0 and numbers.size == 0:
         numbers = np.zeros((0, 3))
+    if numbers.shape != (total, 3):
+        return None
     offsets = np.concatenate(([0], np.cumsum(rows_per_video)))
     out: dict[str, np.ndarray] = {}
     try:
@@ -224,4 +231,4 @@ def _read_localization_fast(raw: bytes) -> dict[str, np.ndarray] | None:
             out[name] = numbers[offsets[i] : offsets[i + 1]]
     except UnicodeDecodeError:
         return None
-    return out
+    return out, numbers
