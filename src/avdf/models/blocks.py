@@ -56,10 +56,18 @@ def _conv_bn_relu(
     )
 
 
+def _conv1d_bn_relu(cin: int, cout: int, kernel: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv1d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm1d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
 def _run_on_valid(trunk: nn.Module, frames: torch.Tensor, valid: torch.Tensor, out_dim: int):
     """Apply ``trunk`` to the valid frames only and scatter back.
 
-    frames (B, T, C, H, W), valid (B, T) bool -> (B, T, out_dim), zeros where not valid.
+    frames (B, T, ...), valid (B, T) bool -> (B, T, out_dim), zeros where not valid.
     """
     b, t = valid.shape
     out = frames.new_zeros(b, t, out_dim)
@@ -86,31 +94,32 @@ class _Trunk2d(nn.Module):
 
 @register_block("mel_cnn")
 class MelConvBlock(nn.Module):
-    """Audio: the step's log-mel chunk (F frames x n_mels) as a 1-channel image.
+    """Audio: the step's log-mel chunk (F frames x n_mels) -> vector, with 1-D convolutions
+    along the mel axis and the F frames as input channels (so their order is kept).
 
-    Strides fall mostly on the mel axis because F is only a handful of frames (4 at 25 fps,
-    10 ms hop); the contextual GRU supplies the longer time context.
+    F is only a handful of frames (4 at 25 fps with a 10 ms hop) and the contextual GRU
+    supplies the longer time context; 1-D convolutions on this shape measured ~20x faster
+    on CPU than the equivalent 2-D ones. The weights depend on F = spec.mel_frames_per_step.
     """
 
     def __init__(self, spec: MediaSpec, out_dim: int = 64, width: int = 16) -> None:
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
         self.out_dim = out_dim
-        # BatchNorm on the raw log-mel standardises its arbitrary dB offset per batch.
-        self.trunk = _Trunk2d(
-            [
-                _conv_bn_relu(1, c1, 3, (1, 2)),
-                _conv_bn_relu(c1, c2, 3, (1, 2)),
-                _conv_bn_relu(c2, c3, 3, (2, 2)),
-            ],
-            c3,
-            out_dim,
-            first=nn.BatchNorm2d(1),
+        frames = spec.mel_frames_per_step
+        self.trunk = nn.Sequential(
+            nn.BatchNorm1d(frames),  # standardises the arbitrary dB offset of log-mel
+            _conv1d_bn_relu(frames, c1, 5, 2),
+            _conv1d_bn_relu(c1, c2, 3, 2),
+            _conv1d_bn_relu(c2, c3, 3, 2),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+            nn.Linear(c3, out_dim),
         )
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        # x (B, T, F, n_mels) -> (B, T, 1, F, n_mels)
-        return _run_on_valid(self.trunk, x.unsqueeze(2), valid, self.out_dim)
+        # x (B, T, F, n_mels): each step is an (F channels, n_mels) 1-D signal
+        return _run_on_valid(self.trunk, x, valid, self.out_dim)
 
 
 @register_block("face_cnn")
@@ -139,28 +148,36 @@ class FaceConvBlock(nn.Module):
 
 @register_block("lip_3d")
 class LipConv3dBlock(nn.Module):
-    """Mouth crops: a 3-D conv front end (kernel 3 in time, as in lip-reading front ends)
-    over the whole window, then a 2-D trunk per frame.
+    """Mouth crops: a 3-D conv front end (kernel 3 in time, as in lip-reading front ends),
+    then a 2-D trunk per frame.
 
-    Invalid frames are zeroed before the 3-D conv, so a padded step looks exactly like the
-    conv's own zero padding and cannot change its neighbours' features. The front end has
-    no BatchNorm because it necessarily sees those zero frames.
+    The 3-D convolution (kernel 3 x 5 x 5, zero padding 1 in time) is computed as a 2-D
+    convolution over each frame stacked channel-wise with its two neighbours: the same
+    maths, but it runs only on the valid frames and avoids PyTorch's CPU Conv3d backward,
+    which measured ~10x slower than the whole rest of the block. Invalid neighbours are
+    zero frames, exactly what the 3-D conv's own padding would see at a window edge, so
+    padding cannot change a real step's features.
     """
 
     def __init__(self, spec: MediaSpec, out_dim: int = 64, width: int = 16) -> None:
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
         self.out_dim = out_dim
-        self.front = nn.Sequential(
-            nn.Conv3d(3, c1, (3, 5, 5), stride=(1, 2, 2), padding=(1, 2, 2)),
-            nn.ReLU(inplace=True),
-        )
         self.trunk = _Trunk2d(
-            [_conv_bn_relu(c1, c2, 3, 2), _conv_bn_relu(c2, c3, 3, 2)], c3, out_dim
+            [
+                _conv_bn_relu(3 * 3, c1, 5, 2),  # the spatio-temporal front end
+                _conv_bn_relu(c1, c2, 3, 2),
+                _conv_bn_relu(c2, c3, 3, 2),
+            ],
+            c3,
+            out_dim,
         )
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        # x (B, T, 3, M, M) -> zero invalid -> (B, 3, T, M, M) for Conv3d
+        # x (B, T, 3, M, M); invalid frames -> zeros (torch.where: NaN-safe)
         x = torch.where(valid[:, :, None, None, None], x, torch.zeros_like(x))
-        y = self.front(x.transpose(1, 2)).transpose(1, 2)  # (B, T, c1, M/2, M/2)
-        return _run_on_valid(self.trunk, y, valid, self.out_dim)
+        pad = torch.zeros_like(x[:, :1])
+        previous = torch.cat([pad, x[:, :-1]], dim=1)
+        following = torch.cat([x[:, 1:], pad], dim=1)
+        stacked = torch.cat([previous, x, following], dim=2)  # (B, T, 9, M, M)
+        return _run_on_valid(self.trunk, stacked, valid, self.out_dim)

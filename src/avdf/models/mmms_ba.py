@@ -72,7 +72,8 @@ class MMMSBA(nn.Module):
             over the modalities at each step), "ms_sa" (per-modality self-attention across
             steps) or "none" (concatenation).
         spec: the MediaSpec (or its dict) the inputs follow; when given, input shapes are
-            checked against it. None: blocks use the default MediaSpec, shapes unchecked.
+            checked against it. None: blocks use the default MediaSpec and only the audio
+            mel frames per step (which the weights depend on) are checked.
         audio_block, face_block, lips_block: names in the block registry.
         block_dim: vector size out of each feature block; block_width: its first channels.
         gru_hidden: GRU units per direction; context_dim: d, the dense+tanh size.
@@ -116,8 +117,9 @@ class MMMSBA(nn.Module):
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         if spec is not None and not isinstance(spec, MediaSpec):
             spec = MediaSpec.from_dict(spec)
-        # The default blocks pool globally, so their weights fit any crop size; a given
-        # spec is recorded and the input shapes are checked against it.
+        # The visual blocks pool globally, so their weights fit any crop size; the audio
+        # block's depend on mel frames per step. A given spec is recorded and every input
+        # shape is checked against it; None means the default MediaSpec for the blocks.
         self.spec = spec
         # Canonical order, so presence[..., MODALITIES.index(m)] and the feature list agree.
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
@@ -187,17 +189,24 @@ class MMMSBA(nn.Module):
         return present & keep.unsqueeze(1)
 
     def _check_shapes(self, inputs: Mapping[str, torch.Tensor | None]) -> None:
-        s = self.spec
+        """Per-step input shapes against the spec. Without a spec only what the weights
+        depend on is checked: the audio block's mel frames per step."""
+        spec = self.spec or MediaSpec()
         expected = {
-            "audio": (s.mel_frames_per_step, s.n_mels),
-            "face": (3, s.face_size, s.face_size),
-            "lips": (3, s.mouth_size, s.mouth_size),
+            "audio": (spec.mel_frames_per_step, spec.n_mels),
+            "face": (3, spec.face_size, spec.face_size),
+            "lips": (3, spec.mouth_size, spec.mouth_size),
         }
         for m in self.modalities:
-            got = tuple(inputs[m].shape[2:])
-            if got != expected[m]:
+            got, want = tuple(inputs[m].shape[2:]), expected[m]
+            if self.spec is None:
+                if m != "audio":
+                    continue
+                got, want = got[:1], want[:1]
+            if got != want:
                 raise ValueError(
-                    f"{m} input has per-step shape {got}, MediaSpec says {expected[m]}"
+                    f"{m} input has per-step shape {got}, the model was built for {want} "
+                    "(build it with create_model(..., spec=<the data's MediaSpec>))"
                 )
 
     def forward(
@@ -217,8 +226,7 @@ class MMMSBA(nn.Module):
         for m in self.modalities:
             if inputs[m] is None:
                 raise ValueError(f"model {self.model_name!r} needs the {m!r} input")
-        if self.spec is not None:
-            self._check_shapes(inputs)
+        self._check_shapes(inputs)
         reference = inputs[self.modalities[0]]
         b, t = reference.shape[:2]
         if step_mask is None:
