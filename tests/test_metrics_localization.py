@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avdf.metrics import (
     AVDEEPFAKE1M,
@@ -231,3 +233,22 @@ def test_rejects_bad_arguments() -> None:
         ap_ar({}, {"a": []}, fps=0.0)
     with pytest.raises(ValueError, match="finite"):
         ap_ar({"a": [[np.nan, 0.0, 1.0]]}, {"a": [[0.0, 1.0]]})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_invariants_on_random_corpora(seed: int) -> None:
+    # AP and AR lie in [0, 1]; AR cannot shrink as N grows (a best IoU over more proposals).
+    rng = np.random.default_rng(seed)
+    labels, proposals = {}, {}
+    for v in range(int(rng.integers(1, 6))):
+        starts = rng.uniform(0, 10, rng.integers(1, 4))
+        labels[v] = [[s, s + rng.uniform(0.2, 2)] for s in starts]
+        k = int(rng.integers(0, 25))
+        s = rng.uniform(0, 10, k)
+        proposals[v] = np.stack([rng.random(k), s, s + rng.uniform(0.1, 2, k)], axis=1)
+    m = ap_ar(proposals, labels, (0.1, 0.5, 0.9), (1, 5, 10, 100))
+    assert all(0.0 <= v <= 1.0 for v in [*m.ap.values(), *m.ar.values()])
+    assert m.ar[1] <= m.ar[5] <= m.ar[10] <= m.ar[100]
+    anet = activitynet_map(proposals, labels, (0.1, 0.5, 0.9))
+    assert all(0.0 <= v <= 1.0 for v in anet.ap.values())
