@@ -152,6 +152,13 @@ def peak_rss_mb(checkpoint: Path, video: Path) -> tuple[float, float]:
     return float(rss), float(wall)
 
 
+class _Rows:
+    """Prints each table row as soon as it is measured (a long run shows progress)."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        print(f"| {row[0]:40} | {row[1]} |", flush=True)
+
+
 def resolve_checkpoint(path: Path | None, work: Path) -> tuple[Path, str]:
     if path is not None:
         return path, str(path)
@@ -185,7 +192,16 @@ def main() -> None:
 
     checkpoint, checkpoint_name = resolve_checkpoint(args.checkpoint, work)
     detector = Detector.from_checkpoint(checkpoint)
-    rows: list[tuple[str, str]] = []
+    import torch
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}; "
+        f"checkpoint: {checkpoint_name}"
+    )
+    print(f"| {'measure':40} | value |")
+    print(f"|{'-' * 42}|-------|", flush=True)
+    rows = _Rows()
 
     clips = {
         "360p (640x360, H.264)": make_clip(
@@ -232,18 +248,6 @@ def main() -> None:
                     f"{rss:.0f} MiB (RTF {wall / (60 * minutes):.3f})",
                 )
             )
-
-    import torch
-
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch threads {torch.get_num_threads()}; checkpoint: {checkpoint_name}"
-    )
-    width = max(len(k) for k, _ in rows)
-    print(f"| {'measure'.ljust(width)} | value |")
-    print(f"|{'-' * (width + 2)}|-------|")
-    for key, value in rows:
-        print(f"| {key.ljust(width)} | {value} |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avdf.errors import OutputExistsError
@@ -84,3 +85,18 @@ def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         write_text_atomic(target, 123)  # type: ignore[arg-type]  # f.write(int) fails
     assert list(tmp_path.iterdir()) == []
+
+
+def test_html_timeline_of_a_long_video_is_binned_keeping_peaks() -> None:
+    probs = np.full(90_000, 0.1)  # one hour at 25 steps per second
+    probs[45_000] = 0.97  # a single-step burst
+    long = Prediction("long", 3600.0, 0.97)
+    page = HtmlWriter(max_points=1000).render(long, step_probs=probs, step_seconds=0.04)
+    svg = page[page.index("<svg") : page.index("</svg>") + len("</svg>")]
+    line = ET.fromstring(svg).find("{http://www.w3.org/2000/svg}polyline")
+    points = [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+    assert len(points) == 1000
+    ys = sorted({y for _, y in points})
+    assert len(ys) == 2  # 0.1 everywhere except the bin holding the burst
+    xs = [x for x, _ in points]
+    assert xs == sorted(xs)

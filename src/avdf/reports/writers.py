@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from avdf.errors import OutputExistsError
 from avdf.types import Prediction
 
@@ -145,9 +147,10 @@ class HtmlWriter(ReportWriter):
 
     extension = "html"
 
-    def __init__(self, max_segments: int = 20, shaded_segments: int = 5):
+    def __init__(self, max_segments: int = 20, shaded_segments: int = 5, max_points: int = 2000):
         self.max_segments = max_segments  # rows in the table (proposals are ranked)
         self.shaded_segments = shaded_segments  # top segments shaded on the timeline
+        self.max_points = max_points  # timeline vertices; an hour of steps is binned
 
     def render(
         self,
@@ -230,10 +233,8 @@ th {{ background: #f0f0f0; }}
                 f'fill="#e33" fill-opacity="{0.15 + 0.35 * s.score:.2f}"/>'
             )
         if step_probs is not None and step_seconds and len(step_probs):
-            points = " ".join(
-                f"{x((k + 0.5) * step_seconds):.1f},{y(float(v)):.1f}"
-                for k, v in enumerate(step_probs)
-            )
+            times, values = _downsample_max(step_probs, step_seconds, self.max_points)
+            points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times, values, strict=True))
             parts.append(f'<polyline fill="none" stroke="#1565c0" points="{points}"/>')
         parts.append(
             f'<line x1="{pad}" x2="{pad + plot_w}" y1="{y(0.5):.1f}" y2="{y(0.5):.1f}" '
@@ -248,6 +249,26 @@ th {{ background: #f0f0f0; }}
         parts.append(f'<text x="4" y="{pad + plot_h}" font-size="10">0</text>')
         parts.append("</svg>")
         return "\n".join(parts)
+
+
+def _downsample_max(
+    step_probs: Sequence[float], step_seconds: float, max_points: int
+) -> tuple[list[float], list[float]]:
+    """(times in seconds, values) of at most ``max_points`` bins of consecutive steps.
+
+    Each bin keeps its *maximum*, so a short fake burst stays visible in a long video.
+    """
+    values = np.asarray(step_probs, dtype=np.float64)  # (N,)
+    n = len(values)
+    per_bin = max(1, -(-n // max_points))  # ceil division
+    n_bins = -(-n // per_bin)
+    padded = np.full(n_bins * per_bin, -np.inf)
+    padded[:n] = values
+    peaks = padded.reshape(n_bins, per_bin).max(axis=1)
+    first = np.arange(n_bins) * per_bin
+    last = np.minimum(first + per_bin, n)
+    times = 0.5 * (first + last) * step_seconds  # bin centres in seconds
+    return times.tolist(), peaks.tolist()
 
 
 def _opt(x: float | None) -> str:
