@@ -348,26 +348,27 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 def _activitynet_tp(corpus: _Corpus, thresholds: Sequence[float]) -> np.ndarray:
     """(n_thresholds, P) TP flags: proposals by descending score take the best-IoU free label."""
     is_tp = np.zeros((len(thresholds), len(corpus.scores)), dtype=bool)
+    limits = np.asarray(thresholds)[:, None]  # (T, 1)
     for p, lab, flat, valid in _blocks(corpus):
-        scores = np.where(valid, corpus.scores[flat], np.inf)
-        # Score order inside each video; padding (score -inf after negation: +inf) last.
-        by_score = np.argsort(np.where(valid, -scores, np.inf), axis=1, kind="stable")
+        # Score order inside each video (stable for ties); padding last.
+        by_score = np.argsort(np.where(valid, -corpus.scores[flat], np.inf), axis=1, kind="stable")
         iou = temporal_iou(p, lab)  # (C, K, L)
         iou = np.take_along_axis(iou, by_score[:, :, None], axis=1)
         iou = np.where(np.isnan(iou), -np.inf, iou)
         sorted_flat = np.take_along_axis(flat, by_score, axis=1)
         sorted_valid = np.take_along_axis(valid, by_score, axis=1)
-        rows = np.arange(len(p))
-        for ti, threshold in enumerate(thresholds):
-            matched = np.zeros((len(p), iou.shape[2]), dtype=bool)  # (C, L)
-            tp = np.zeros(iou.shape[:2], dtype=bool)  # (C, K)
-            for r in range(iou.shape[1]):
-                free = np.where(matched, -np.inf, iou[:, r])  # (C, L)
-                best = free.argmax(axis=1)
-                ok = free[rows, best] >= threshold
-                matched[rows[ok], best[ok]] = True
-                tp[:, r] = ok
-            is_tp[ti, sorted_flat[sorted_valid]] = tp[sorted_valid]
+        n_videos, k, n_labels = iou.shape
+        # All thresholds at once: (T, C, L) matched labels, (T, C, K) true positives.
+        matched = np.zeros((len(thresholds), n_videos, n_labels), dtype=bool)
+        tp = np.zeros((len(thresholds), n_videos, k), dtype=bool)
+        t_index, c_index = np.indices((len(thresholds), n_videos))  # (T, C) each
+        for r in range(k):
+            free = np.where(matched, -np.inf, iou[None, :, r])  # (T, C, L)
+            best = free.argmax(axis=2)  # (T, C), first label on IoU ties
+            ok = free[t_index, c_index, best] >= limits
+            matched[t_index[ok], c_index[ok], best[ok]] = True
+            tp[:, :, r] = ok
+        is_tp[:, sorted_flat[sorted_valid]] = tp[:, sorted_valid]
     return is_tp
 
 
