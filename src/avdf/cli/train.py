@@ -55,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     except AvdfError as e:
         print(f"avdf train: {e}", file=sys.stderr)
         return 1
-    print(f"model: {result.model_path} (from {result.best_checkpoint.name})")
+    if result.is_rank_zero:
+        print(f"model: {result.model_path} (from {result.best_checkpoint.name})")
     return 0

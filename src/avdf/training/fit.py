@@ -15,6 +15,7 @@ files, and the samplers come from Lightning.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class MissingCacheError(AvdfError):
 
 @dataclass(frozen=True)
 class FitResult:
+    is_rank_zero: bool  # False in the other processes of a DDP run
     out_dir: Path
     model_path: Path  # the exported plain checkpoint
     best_checkpoint: Path  # the Lightning checkpoint it came from
@@ -96,6 +98,9 @@ def fit(
         # The missing-cache list of an earlier refused run is not an output.
         if out_dir.exists() and any(p.name != MISSING_MANIFEST for p in out_dir.iterdir()):
             raise OutputExistsError(out_dir)
+    if _is_rank_zero() and resume is None and force:
+        # A forced fresh run must not leave the old run's checkpoints beside its own.
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
 
     d, t = config.data, config.trainer
     L.seed_everything(t.seed, workers=True, verbose=False)
@@ -176,7 +181,7 @@ def fit(
     score = checkpoint.best_model_score
     model_path = out_dir / "model.ckpt"
     if trainer.is_global_zero:
-        best_module = AVDFModule.load_from_checkpoint(best, map_location="cpu")
+        best_module = AVDFModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
         best_module.export(
             model_path,
             extra={
@@ -188,4 +193,5 @@ def fit(
                 "config": config.to_dict(),
             },
         )
-    return FitResult(out_dir, model_path, best, None if score is None else float(score))
+    score_value = None if score is None else float(score)
+    return FitResult(trainer.is_global_zero, out_dir, model_path, best, score_value)
