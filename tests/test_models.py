@@ -14,6 +14,7 @@ from avdf.errors import InputError
 from avdf.models import (
     ModelOutput,
     bimodal_attention,
+    create_block,
     create_model,
     list_models,
     load_checkpoint,
@@ -317,3 +318,22 @@ def test_save_refuses_a_mismatched_spec(tmp_path) -> None:
     with pytest.raises(ValueError, match="spec"):
         save_checkpoint(tmp_path / "m.pt", model, MediaSpec())
     assert not any(tmp_path.iterdir())
+
+
+def test_lip_front_end_is_a_temporal_3d_convolution() -> None:
+    """The sliced 2-D implementation must equal a Conv3d with kernel 3 in time (zero
+    padding at the window edges and at invalid steps), the lip-reading front end."""
+    block = create_block("lip_3d", SPEC, out_dim=8, width=4).eval()
+    x = torch.rand(2, 6, 3, SPEC.mouth_size, SPEC.mouth_size)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid[1, 4:] = False  # padding
+    valid[1, 1] = False  # a missing face in the middle
+    got = block.front_end(x, valid)
+    # front.weight (3 time offsets * c_out, 3 colours, 4, 4) -> Conv3d (c_out, 3, 3, 4, 4)
+    weight3d = block.front.weight.unflatten(0, (3, 4)).permute(1, 2, 0, 3, 4)
+    x_zeroed = x * valid[:, :, None, None, None]
+    expected = torch.nn.functional.conv3d(
+        x_zeroed.transpose(1, 2), weight3d, stride=(1, 4, 4), padding=(1, 0, 0)
+    ).transpose(1, 2)  # (B, T, c_out, M/4, M/4)
+    expected = expected * valid[:, :, None, None, None]
+    torch.testing.assert_close(got, expected)
