@@ -1,0 +1,188 @@
+"""Source media for the synthetic corpus: where it is, which split each file belongs to,
+and the one-time preparation of every talking clip (decode, face landmarks, square crop).
+
+A source folder has ``talking/`` (videos of one talking face with its own speech) and
+``speech/`` (speech recordings of other speakers). Each talking clip is decoded and tracked
+exactly once; every output video is then cut from these in-memory arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avdf.errors import InputError
+from avdf.io.decode import iter_audio, read_clip
+from avdf.preprocess.face import FaceTracker
+from avdf.timebase import MediaSpec
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+SPLITS = ("train", "dev", "test")
+OUTPUT_SIZE = 224  # pixels, square side of every output video
+DECODE_MAX_SIDE = 448  # pixels; large sources are downscaled while decoding
+FACE_BOX_SCALE = 2.0  # crop side = this x the face's landmark extent (head plus shoulders)
+
+
+@dataclass(frozen=True)
+class SourceMedia:
+    """The files a corpus is built from (absolute paths, sorted by name)."""
+
+    root: Path
+    talking: tuple[Path, ...]
+    speech: tuple[Path, ...]
+
+
+@dataclass
+class TalkingSource:
+    """One talking clip, decoded once, cropped to a square around the face."""
+
+    name: str  # path relative to the source root, e.g. "talking/x.mp4"
+    frames: np.ndarray  # (N, S, S, 3) uint8 RGB at spec.fps, S = OUTPUT_SIZE
+    audio: np.ndarray  # (N * samples_per_frame,) float32 mono at spec.sample_rate
+    landmarks: np.ndarray  # (N, 468, 2) float32 pixels in the cropped frame (NaN if absent)
+    crop_box: tuple[int, int, int, int]  # x0, y0, side (in decoded pixels), decoded width
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def face_present(self) -> np.ndarray:
+        """(N,) bool: landmarks found in this frame."""
+        return np.isfinite(self.landmarks).all(axis=(1, 2))
+
+
+def bundled_media_root() -> Path:
+    """The small source subset shipped inside the package (works after a plain install)."""
+    return Path(str(importlib.resources.files("avdf") / "assets" / "synth_media"))
+
+
+def default_media_root() -> Path:
+    """``../shared/media`` relative to the current directory when it exists (the full set of
+    shared clips next to a checkout), else the bundled subset."""
+    shared = Path.cwd().parent / "shared" / "media"
+    if (shared / "talking").is_dir():
+        return shared.resolve()
+    return bundled_media_root()
+
+
+def discover(root: str | Path | None = None) -> SourceMedia:
+    """List the talking clips and speech files under ``root`` (default: see
+    :func:`default_media_root`)."""
+    base = Path(root) if root is not None else default_media_root()
+    if not (base / "talking").is_dir():
+        raise InputError(base, "source media folder has no talking/ subfolder")
+    talking = tuple(
+        sorted(p.resolve() for p in (base / "talking").iterdir() if p.suffix in VIDEO_SUFFIXES)
+    )
+    speech_dir = base / "speech"
+    speech = tuple(
+        sorted(p.resolve() for p in speech_dir.iterdir() if p.suffix in AUDIO_SUFFIXES)
+        if speech_dir.is_dir()
+        else ()
+    )
+    if not talking:
+        raise InputError(base / "talking", "no talking-face videos found")
+    return SourceMedia(base.resolve(), talking, speech)
+
+
+def _stable_key(path: Path) -> str:
+    # Hash of the file name only, so a file keeps its split whatever else is in the folder.
+    return hashlib.sha1(path.name.encode("utf-8")).hexdigest()
+
+
+def assign_splits(paths: tuple[Path, ...] | list[Path]) -> dict[str, list[Path]]:
+    """Deterministic, disjoint split of source files.
+
+    Files are ordered by a hash of their name; the first ``max(1, round(0.15 k))`` go to test,
+    the next as many to dev, the rest to train (13 clips -> 9 / 2 / 2). With fewer than three
+    files every split gets at most one, filled in the order test, train, dev... so that a
+    one-file folder still yields a train split.
+    """
+    ordered = sorted(paths, key=_stable_key)
+    k = len(ordered)
+    splits: dict[str, list[Path]] = {s: [] for s in SPLITS}
+    if k < 3:
+        for split, path in zip(("train", "test"), ordered, strict=False):
+            splits[split].append(path)
+        return splits
+    n_held = max(1, round(0.15 * k))
+    splits["test"] = ordered[:n_held]
+    splits["dev"] = ordered[n_held : 2 * n_held]
+    splits["train"] = ordered[2 * n_held :]
+    return splits
+
+
+def _read_clip(path: Path, spec: MediaSpec, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    clip = read_clip(path, spec, max_side=max_side)
+    if len(clip.audio) == 0:
+        raise InputError(path, "talking clip has no audio stream")
+    return clip.frames, np.asarray(clip.audio, dtype=np.float32)
+
+
+def _track(frames: np.ndarray, spec: MediaSpec) -> np.ndarray:
+    with FaceTracker(spec) as tracker:
+        chunk = tracker.process(frames)
+    return np.asarray(chunk.landmarks, dtype=np.float32)  # (N, 468, 2) pixels
+
+
+def _face_square(landmarks: np.ndarray, height: int, width: int) -> tuple[int, int, int]:
+    """A fixed square (x0, y0, side) around the median face position of the clip."""
+    found = np.isfinite(landmarks).all(axis=(1, 2))
+    side_max = min(height, width)
+    if not found.any():
+        return (width - side_max) // 2, (height - side_max) // 2, side_max
+    pts = landmarks[found]  # (M, 468, 2)
+    centre = np.median(pts.mean(axis=1), axis=0)
+    extent = np.median((pts.max(axis=1) - pts.min(axis=1)).max(axis=1))
+    side = int(min(side_max, max(32.0, FACE_BOX_SCALE * extent)))
+    x0 = int(np.clip(round(centre[0] - side / 2), 0, width - side))
+    y0 = int(np.clip(round(centre[1] - side / 2), 0, height - side))
+    return x0, y0, side
+
+
+def prepare_talking(path: Path, root: Path, spec: MediaSpec) -> TalkingSource:
+    """Decode a talking clip, find its face, and crop a fixed face-centred square resized to
+    ``OUTPUT_SIZE`` (landmarks are mapped into the same pixels)."""
+    frames, audio = _read_clip(path, spec, DECODE_MAX_SIDE)
+    if len(frames) < spec.fps:
+        raise InputError(path, "talking clip is shorter than one second")
+    landmarks = _track(frames, spec)
+    height, width = frames.shape[1:3]
+    x0, y0, side = _face_square(landmarks, height, width)
+    scale = OUTPUT_SIZE / side
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    cropped = np.stack(
+        [
+            cv2.resize(
+                f[y0 : y0 + side, x0 : x0 + side], (OUTPUT_SIZE, OUTPUT_SIZE), interpolation=interp
+            )
+            for f in frames
+        ]
+    )
+    mapped = (landmarks - np.array([x0, y0], dtype=np.float32)) * scale
+    n = len(cropped)
+    need = n * spec.samples_per_frame
+    audio = np.pad(audio[:need], (0, max(0, need - len(audio))))
+    return TalkingSource(
+        name=path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name,
+        frames=cropped,
+        audio=audio.astype(np.float32),
+        landmarks=mapped.astype(np.float32),
+        crop_box=(x0, y0, side, width),
+    )
+
+
+def load_speech(path: Path, spec: MediaSpec) -> np.ndarray:
+    """(S,) float32 mono speech at ``spec.sample_rate``."""
+    chunks = list(iter_audio(path, spec))
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if len(audio) < spec.sample_rate // 4:
+        raise InputError(path, "speech file has less than 0.25 s of audio")
+    return audio.astype(np.float32)

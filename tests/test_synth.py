@@ -1,0 +1,313 @@
+"""The synthetic corpus on real clips: its labels are true, its metadata is LAV-DF, its
+splits do not share sources, and a seed reproduces it.
+
+"Labels are true" is checked against the source: every output is decoded with PyAV and
+compared with the same span of the prepared source clip (after the recorded crop and gain).
+Outside the labelled segments audio and mouth pixels match within codec noise; inside each
+segment the labelled modality differs, and the changed frames start and end within one step
+of the labelled boundaries.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avdf.cli import main as cli_main
+from avdf.io.decode import read_clip
+from avdf.preprocess.face import LIP_INDICES
+from avdf.synth import build_corpus, plan_corpus
+from avdf.synth.audio_edits import AUDIO_FAMILIES
+from avdf.synth.corpus import SourcePools, apply_variation, load_pools
+from avdf.synth.sources import assign_splits, bundled_media_root, discover
+from avdf.synth.visual_edits import VISUAL_FAMILIES, feathered_mask
+from avdf.timebase import MediaSpec
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
+# Small 224x224 clips keep source preparation to a few seconds; four of them give every split
+# a source and the train split two identities (so face swaps happen).
+TALKING = (
+    "talking-face_pc-avs_00067.mp4",
+    "talking-face_pc-avs_00086.mp4",
+    "talking-face_pc-avs_00473.mp4",
+    "talking-face_pc-avs_517600055.mp4",
+)
+SPEECH = ("speechbrain_spk1_snt1.wav", "speechbrain_spk2_snt1.wav", "whisper_jfk.flac")
+N_VIDEOS, SEED = 6, 11
+LAVDF_FIELDS = {
+    "file": str,
+    "split": str,
+    "fake_periods": list,
+    "n_fakes": int,
+    "duration": float,
+    "modify_video": bool,
+    "modify_audio": bool,
+    "video_frames": int,
+    "audio_frames": int,
+    "audio_channels": int,
+}
+SPEC = MediaSpec()
+STEP = SPEC.step_seconds  # 0.04 s
+
+# Bounds, measured on 36 videos of this source set (docs/synthetic-corpus.md): codec noise
+# between an output and its source is at most ~6 grey levels (mean |difference| over the face
+# or mouth in one frame) and ~4 dB log-spectral distance; edited segments measured >= 12 grey
+# levels (mean over the segment) and >= 8 dB.
+PIXEL_NOISE = 8.0  # grey levels
+PIXEL_CHANGED = 10.0
+AUDIO_NOISE_DB = 5.0
+AUDIO_CHANGED_DB = 6.5
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (SHARED / "talking").is_dir():
+        pytest.skip(f"shared media not found at {SHARED}")
+    root = tmp_path_factory.mktemp("media")
+    for sub, names in (("talking", TALKING), ("speech", SPEECH)):
+        (root / sub).mkdir()
+        for name in names:
+            (root / sub / name).symlink_to(SHARED / sub / name)
+    shutil.copy(SHARED / "SOURCES.tsv", root / "SOURCES.tsv")
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(media: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("corpus")
+    records = build_corpus(out, N_VIDEOS, SEED, media, force=True)
+    return out, records
+
+
+@pytest.fixture(scope="module")
+def pools(media: Path, corpus: tuple[Path, list[dict]]) -> SourcePools:
+    return load_pools(discover(media), SPEC)  # the same prepared sources the build used
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _reference(record: dict, pools: SourcePools) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the output would be without edits: frames, audio and landmarks (output pixels)."""
+    extra = record["extra"]
+    source = pools.find(extra["source"])
+    first = SPEC.frames_in(extra["source_start"])
+    stop = first + record["video_frames"]
+    spf = SPEC.samples_per_frame
+    frames, audio = apply_variation(
+        source.frames[first:stop],
+        source.audio[first * spf : stop * spf],
+        tuple(extra["crop"]),
+        extra["gain_db"],
+    )
+    x0, y0, side = extra["crop"]
+    scale = frames.shape[2] / side
+    landmarks = (source.landmarks[first:stop] - np.array([x0, y0], np.float32)) * scale
+    return frames, audio, landmarks
+
+
+def _region_differences(
+    output: np.ndarray, reference: np.ndarray, landmarks: np.ndarray
+) -> np.ndarray:
+    """(N, 2) mean |output - reference| per frame over the face hull and the mouth."""
+    size = output.shape[1:3]
+    out = np.zeros((len(output), 2))
+    lips = np.asarray(LIP_INDICES)
+    for k in range(len(output)):
+        diff = np.abs(output[k].astype(np.float32) - reference[k].astype(np.float32)).mean(-1)
+        for j, points in enumerate((landmarks[k], landmarks[k][lips])):
+            mask = feathered_mask(points, size, 4, 1.0) > 0.5
+            out[k, j] = diff[mask].mean()
+    return out
+
+
+def _log_spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """dB RMS distance between STFT log-magnitudes, averaged over frames with signal."""
+    window = torch.hann_window(400)
+
+    def spectrum(x: np.ndarray) -> torch.Tensor:
+        s = torch.stft(
+            torch.from_numpy(x.astype(np.float32)), 400, 160, window=window, return_complex=True
+        )
+        return 10.0 * torch.log10(s.abs() ** 2 + 1e-8)  # (F, T) dB
+
+    sa, sb = spectrum(a), spectrum(b)
+    loud = sa.max(0).values > sa.max() - 50.0  # frames within 50 dB of the loudest
+    sa, sb = sa.clamp_min(sa.max() - 80.0), sb.clamp_min(sa.max() - 80.0)
+    return float(((sa - sb) ** 2).mean(0).sqrt()[loud].mean())
+
+
+def _frames_of(periods: list[list[float]], n: int) -> np.ndarray:
+    inside = np.zeros(n, bool)
+    for start, end in periods:
+        inside[SPEC.frames_in(start) : SPEC.frames_in(end)] = True
+    return inside
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_metadata_has_the_lavdf_fields(corpus: tuple[Path, list[dict]]) -> None:
+    out, records = corpus
+    on_disk = json.loads((out / "metadata.json").read_text())
+    assert on_disk == records and len(records) == N_VIDEOS
+    for r in records:
+        for name, kind in LAVDF_FIELDS.items():
+            assert isinstance(r[name], kind), (r["file"], name)
+        assert "original" in r and r["audio_channels"] == 1
+        assert r["file"] == f"{r['split']}/{r['file'][-10:]}" and (out / r["file"]).is_file()
+        assert r["n_fakes"] == len(r["fake_periods"])
+        assert r["video_frames"] == SPEC.frames_in(r["duration"])
+        assert r["audio_frames"] == r["video_frames"] * SPEC.samples_per_frame
+        assert sorted(r["fake_periods"]) == sorted(r["audio_fake_segments"] + [
+            p for p in r["visual_fake_segments"] if p not in r["audio_fake_segments"]
+        ])  # fmt: skip
+        assert r["modify_audio"] == bool(r["audio_fake_segments"])
+        assert r["modify_video"] == bool(r["visual_fake_segments"])
+        expected_type = {(False, False): "real", (True, False): "audio_modified",
+                         (False, True): "visual_modified", (True, True): "both_modified"}  # fmt: skip
+        assert r["modify_type"] == expected_type[(r["modify_audio"], r["modify_video"])]
+        for start, end in r["fake_periods"]:
+            assert 0.2 - 1e-6 <= end - start <= 2.0 + 1e-6 and 0 < start < end < r["duration"]
+        for edit in r["extra"]["edits"]:
+            for modality in ("audio", "visual"):
+                if modality in edit:
+                    families = AUDIO_FAMILIES if modality == "audio" else VISUAL_FAMILIES
+                    assert edit[modality]["family"] in families
+    kinds = {r["modify_type"] for r in records}
+    assert "real" in kinds and len(kinds) >= 3
+
+
+def test_corpus_loads_as_lavdf(corpus: tuple[Path, list[dict]]) -> None:
+    datasets = pytest.importorskip("avdf.datasets")
+    out, records = corpus
+    samples = datasets.load_dataset("lavdf", out)
+    assert len(samples) == len(records)
+    by_file = {Path(s.path).name: s for s in samples}
+    for r in records:
+        sample = by_file[Path(r["file"]).name]
+        assert sample.split == r["split"] and sample.label == int(r["n_fakes"] > 0)
+        assert [seg.to_list() for seg in sample.fake_segments] == r["fake_periods"]
+        assert [seg.to_list() for seg in sample.audio_fake_segments or ()] == r[
+            "audio_fake_segments"
+        ]
+        assert [seg.to_list() for seg in sample.visual_fake_segments or ()] == r[
+            "visual_fake_segments"
+        ]
+
+
+def test_labels_are_true(corpus: tuple[Path, list[dict]], pools: SourcePools) -> None:
+    out, records = corpus
+    checked_audio = checked_visual = 0
+    for r in records:
+        clip = read_clip(out / r["file"], SPEC)
+        n = r["video_frames"]
+        assert len(clip.frames) == n, r["file"]
+        frames, audio, landmarks = _reference(r, pools)
+        # Visual: per-frame face/mouth differences against the unedited reference.
+        diffs = _region_differences(clip.frames, frames, landmarks)  # (N, 2)
+        visual = _frames_of(r["visual_fake_segments"], n)
+        assert diffs[~visual].max(initial=0.0) < PIXEL_NOISE, (r["file"], diffs[~visual].max())
+        for start, end in r["visual_fake_segments"]:
+            inside = slice(SPEC.frames_in(start), SPEC.frames_in(end))
+            assert diffs[inside].max(1).mean() > PIXEL_CHANGED, (r["file"], start, diffs[inside])
+            changed = np.flatnonzero(diffs[inside].max(1) > PIXEL_NOISE)
+            # The edit starts and ends within one step of the label.
+            assert changed[0] <= 1 and changed[-1] >= inside.stop - inside.start - 2, (
+                r["file"],
+                changed,
+            )
+            checked_visual += 1
+        # Audio: log-spectral distance per labelled segment, and over all unlabelled steps.
+        spf = SPEC.samples_per_frame
+        decoded = clip.audio[: n * spf]
+        assert len(decoded) == n * spf
+        fake_audio = _frames_of(r["audio_fake_segments"], n)
+        for a, b in _runs(~fake_audio):
+            if b - a >= 5:  # >= 0.2 s of real audio
+                lsd = _log_spectral_distance(audio[a * spf : b * spf], decoded[a * spf : b * spf])
+                assert lsd < AUDIO_NOISE_DB, (r["file"], a, b, lsd)
+        for start, end in r["audio_fake_segments"]:
+            a, b = SPEC.frames_in(start), SPEC.frames_in(end)
+            lsd = _log_spectral_distance(audio[a * spf : b * spf], decoded[a * spf : b * spf])
+            assert lsd > AUDIO_CHANGED_DB, (r["file"], start, end, lsd)
+            # Changed 40 ms steps begin and end within one step of the label.
+            steps = np.array(
+                [
+                    np.abs(decoded[k * spf : (k + 1) * spf] - audio[k * spf : (k + 1) * spf]).mean()
+                    / (np.abs(audio[k * spf : (k + 1) * spf]).mean() + 1e-4)
+                    for k in range(max(0, a - 3), min(n, b + 3))
+                ]
+            )
+            changed = np.flatnonzero(steps > 0.5) + max(0, a - 3)
+            assert abs(changed[0] - a) <= 1 and abs(changed[-1] + 1 - b) <= 1, (
+                r["file"],
+                a,
+                b,
+                changed,
+            )
+            checked_audio += 1
+    assert checked_audio >= 2 and checked_visual >= 2
+
+
+def test_splits_never_share_a_source(corpus: tuple[Path, list[dict]], media: Path) -> None:
+    _, records = corpus
+    split_of: dict[str, str] = {}
+    for r in records:
+        used = [r["extra"]["source"]] + [
+            e[k]["donor"] for e in r["extra"]["edits"] for k in ("audio", "visual")
+            if k in e and "donor" in e[k]
+        ]  # fmt: skip
+        for name in used:
+            assert split_of.setdefault(name, r["split"]) == r["split"], name
+    talking = discover(media).talking
+    splits = assign_splits(talking)
+    assert sorted(p for s in splits.values() for p in s) == sorted(talking)
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [2, 1, 1]
+    thirteen = assign_splits(sorted((SHARED / "talking").glob("*.mp4")))
+    assert [len(thirteen[s]) for s in ("train", "dev", "test")] == [9, 2, 2]
+
+
+def test_same_seed_same_corpus(
+    corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path
+) -> None:
+    out, records = corpus
+    again = build_corpus(tmp_path / "again", N_VIDEOS, SEED, media, workers=2)
+    assert again == records
+    for r in records[:3]:
+        assert (tmp_path / "again" / r["file"]).read_bytes() == (out / r["file"]).read_bytes()
+    # Another seed plans another corpus (planning alone: no pixels needed to see it).
+    pools = load_pools(discover(media), SPEC)
+    assert plan_corpus(N_VIDEOS, SEED + 1, pools) != plan_corpus(N_VIDEOS, SEED, pools)
+
+
+def test_cli_refuses_to_overwrite(
+    corpus: tuple[Path, list[dict]], media: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out, _ = corpus
+    before = (out / "metadata.json").read_bytes()
+    status = cli_main(["synth", "--out", str(out), "--videos", "2", "--source-media", str(media)])
+    assert status == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "metadata.json").read_bytes() == before
+
+
+def test_bundled_media_is_small_and_licensed() -> None:
+    root = bundled_media_root()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 1.5e6
+    rows = (root / "SOURCES.tsv").read_text().splitlines()[1:]
+    listed = {row.split("\t")[0] for row in rows}
+    media = discover(root)
+    assert {p.relative_to(root).as_posix() for p in media.talking + media.speech} == listed
+    assert all(row.split("\t")[4] for row in rows)  # every file has a licence
