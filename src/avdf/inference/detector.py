@@ -95,7 +95,10 @@ class Detector:
 
     ``window_steps`` defaults to the checkpoint's training window (``window_steps`` in
     its info or info['extra']) or 64; windows overlap by half (``hop_steps``).
-    ``batch_size`` windows go through the model at once. ``num_threads`` sets torch's intra-op threads (None keeps torch's default, one per
+    ``batch_size`` windows go through the model at once. ``chunk_steps`` is the
+    pipeline's chunk: the decoded frames of one chunk dominate peak memory (measured on a
+    1-minute 360p clip: 1013 MiB peak with 250 steps, 703 MiB with 100, ~10% more CPU).
+    ``num_threads`` sets torch's intra-op threads (None keeps torch's default, one per
     physical core, which suits a 2-core machine).
     """
 
@@ -108,7 +111,7 @@ class Detector:
         batch_size: int = 8,
         hop_steps: int | None = None,
         weighting: str = "triangular",
-        chunk_steps: int = 250,
+        chunk_steps: int = 128,
         max_side: int = 640,
         num_threads: int | None = None,
         info: Mapping[str, Any] | None = None,
