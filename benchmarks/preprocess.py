@@ -64,12 +64,13 @@ def make_long_video(src: Path, dst: Path, minutes: float) -> Path:
 
 
 _RSS_CHILD = """
-import resource, sys, time
+import sys, time
 from avdf.preprocess.pipeline import cache_video
 t = time.perf_counter()
 r = cache_video(sys.argv[1], sys.argv[2], max_side=int(sys.argv[3]))
-print(r.n_steps, r.duration, time.perf_counter() - t,
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss across fork + exec.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(r.n_steps, r.duration, time.perf_counter() - t, int(hwm) * 1024)
 """
 
 
@@ -114,10 +115,11 @@ def main() -> None:
                 f"{result.duration / full:7.1f} {per_min / 1e6:7.1f}"
             )
         dur, floor, full, size = totals
-        print(
-            f"{'TOTAL':34} {'':>9} {dur:6.1f} {floor:8.2f} {full:7.2f} {full / floor:6.2f} "
-            f"{full / dur:6.3f} {dur / full:7.1f} {size / (dur / 60) / 1e6:7.1f}"
-        )
+        if clips:
+            print(
+                f"{'TOTAL':34} {'':>9} {dur:6.1f} {floor:8.2f} {full:7.2f} {full / floor:6.2f} "
+                f"{full / dur:6.3f} {dur / full:7.1f} {size / (dur / 60) / 1e6:7.1f}"
+            )
         if args.long_minutes > 0:
             src = MEDIA / "talking-face_pc-avs_00104.mp4"
             long = make_long_video(src, Path(tmp) / "long.mp4", args.long_minutes)
@@ -129,7 +131,7 @@ def main() -> None:
             print(
                 f"long input ({src.name} looped, {float(duration) / 60:.1f} min, {n_steps} steps): "
                 f"{float(seconds):.1f} s, RTF {float(seconds) / float(duration):.3f}, "
-                f"peak RSS {int(rss) / 2**20:.0f} MiB (fresh process, ru_maxrss)"
+                f"peak RSS {int(rss) / 2**20:.0f} MiB (fresh process, VmHWM)"
             )
     print(
         f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
