@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def test_never_overwrites_without_force(tmp_path: Path) -> None:
     JsonWriter().write(EMPTY, path, force=True)
     assert Prediction.from_dict(json.loads(path.read_text())) == EMPTY
     assert [p.name for p in path.parent.iterdir()] == ["a.json"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:

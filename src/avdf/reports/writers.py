@@ -13,7 +13,7 @@ import html
 import io
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,9 +32,11 @@ def write_text_atomic(path: str | Path, text: str, force: bool = False) -> Path:
     if path.exists() and not force:
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A unique name opened with "x" (not mkstemp, whose 0600 mode would make reports
+    # private): the file gets the usual permissions from the umask.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
