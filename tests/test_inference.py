@@ -350,3 +350,14 @@ def test_stitching_covers_each_step_once_within_bounds(
     assert stitched.shape == (total,)  # every step exactly once, in order
     # A weighted average lies between the smallest and largest contribution.
     assert (stitched >= lows - 1e-12).all() and (stitched <= highs + 1e-12).all()
+
+
+def test_bundled_checkpoint_loads_or_is_a_clear_error() -> None:
+    import importlib.resources
+
+    bundled = importlib.resources.files("avdf").joinpath("assets/demo.ckpt")
+    if bundled.is_file():
+        assert Detector.from_checkpoint().window_steps >= 1
+    else:
+        with pytest.raises(InputError, match="bundled demo checkpoint is missing"):
+            Detector.from_checkpoint()
