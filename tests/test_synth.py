@@ -282,7 +282,7 @@ def test_same_seed_same_corpus(
     corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path
 ) -> None:
     out, records = corpus
-    again = build_corpus(tmp_path / "again", N_VIDEOS, SEED, media, workers=2)
+    again = build_corpus(tmp_path / "again", N_VIDEOS, SEED, media)
     assert again == records
     for r in records[:3]:
         assert (tmp_path / "again" / r["file"]).read_bytes() == (out / r["file"]).read_bytes()

@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from avdf.errors import OutputExistsError
 from avdf.synth.audio_edits import AUDIO_FAMILIES, AudioContext, rms
@@ -460,9 +461,16 @@ def _run(plans: list[VideoPlan], workers: int) -> Iterator[dict[str, Any]]:
     if workers <= 1 or len(plans) < 2:
         yield from map(_render_and_write, plans)
         return
-    # fork: workers inherit the prepared sources instead of decoding them again.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # fork: workers inherit the prepared sources instead of decoding them again. Safe in a
+    # fresh process such as the CLI; a process that already ran torch ops in parallel can
+    # deadlock its forked children (inherited OpenMP pool), so library callers keep workers=1.
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_single_thread) as pool:
         yield from pool.imap_unordered(_render_and_write, plans, chunksize=2)
+
+
+def _single_thread() -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def _progress(
