@@ -143,3 +143,26 @@ def test_truncated_with_index_decodes_the_part_that_is_there(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="avdf.io.decode"):
         frames = np.concatenate(list(iter_video_frames(path, SPEC)))
     assert 10 < len(frames) < 90
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_reused_chunk_buffer_gives_the_same_frames(tmp_path, rotation):
+    """reuse_buffer overwrites one array chunk after chunk; each chunk, read before the next
+    is asked for, equals the fresh-array chunks (a 60 fps source also exercises duplicates
+    and drops)."""
+    path = (
+        fx.rotated(tmp_path / "rot.mp4", rotation=rotation)
+        if rotation
+        else fx.reencode(tmp_path / "60.mp4", fps=60)
+    )
+    fresh = list(iter_video_frames(path, SPEC, chunk_frames=7))
+    reused = []
+    previous = None
+    for chunk in iter_video_frames(path, SPEC, chunk_frames=7, reuse_buffer=True):
+        if previous is not None and len(chunk) == 7:
+            assert np.shares_memory(chunk, previous)
+        previous = chunk
+        reused.append(chunk.copy())
+    assert [c.shape for c in reused] == [c.shape for c in fresh]
+    np.testing.assert_array_equal(np.concatenate(reused), np.concatenate(fresh))
+    assert not any(np.shares_memory(a, b) for a, b in zip(fresh, fresh[1:], strict=False))

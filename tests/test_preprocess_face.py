@@ -357,3 +357,91 @@ def test_empty_chunk_and_bad_shapes(tracker: FaceTracker) -> None:
     assert empty.landmarks.shape == (0, 468, 2) and empty.face_mask.shape == (0,)
     with pytest.raises(ValueError, match="RGB"):
         tracker.process(np.zeros((2, 64, 64), np.uint8))
+
+
+# --- landmark_every: holds while the face is tracked and slow -------------------------------
+@register_backend("test-counting-replay")
+class CountingReplay(ReplayBackend):
+    """ReplayBackend that records which frames the tracker ran it on."""
+
+    def __init__(self, faces: dict[int, np.ndarray], calls: list[int]) -> None:
+        super().__init__(faces)
+        self.calls = calls
+
+    def detect(self, frame: np.ndarray) -> list[np.ndarray]:
+        self.calls.append(int(frame[0, 0, 0]))
+        return super().detect(frame)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    detected=st.lists(st.booleans(), min_size=1, max_size=50),
+    chunk_size=st.integers(1, 20),
+    every=st.integers(2, 4),
+)
+def test_landmark_every_holds_still_faces_only(
+    detected: list[bool], chunk_size: int, every: int
+) -> None:
+    """A still face is looked at every ``every``-th frame while found (frames in between hold
+    its landmarks); after a miss the model runs on every frame; chunking changes nothing."""
+    rng = np.random.default_rng(len(detected))
+    base = rng.uniform(20, 60, size=(468, 2))
+    base[263] = base[33] + [30.0, 0.0]  # an eye distance of 30 px
+    faces = {k: base.copy() for k, hit in enumerate(detected) if hit}
+    frames = np.zeros((len(detected), 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(len(detected))
+    results, calls = [], []
+    for chunk in (chunk_size, len(detected)):
+        calls.append([])
+        options = dict(faces=faces, calls=calls[-1], smoothing=False, search_every=1)
+        tracker = FaceTracker(SPEC, backend="test-counting-replay", landmark_every=every, **options)
+        results.append(track(tracker, frames, chunk=chunk))
+    np.testing.assert_array_equal(results[0].landmarks, results[1].landmarks)
+    assert calls[0] == calls[1]
+    # The schedule: after a detection at frame a whose predecessor detection is within
+    # ``every`` frames (speed known, here 0), frames a+1 .. a+every-1 are skipped.
+    expected, last, speed_known = [], None, False
+    for k, hit in enumerate(detected):
+        if last is not None and speed_known and k - last < every:
+            continue
+        expected.append(k)
+        if hit:
+            speed_known = last is not None and k - last <= every
+            last = k
+    assert calls[0] == expected
+    held = sorted(set(range(len(detected))) - set(expected))
+    assert all(results[0].face_mask[k] for k in held)
+
+
+def test_moving_face_is_not_held() -> None:
+    """A face moving faster than hold_max_motion is measured on every frame."""
+    base = np.random.default_rng(0).uniform(20, 60, size=(468, 2))
+    base[263] = base[33] + [30.0, 0.0]
+    faces = {k: base + [k * 0.6, 0.0] for k in range(20)}  # 0.02 eye distances per frame
+    frames = np.zeros((20, 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(20)
+    calls: list[int] = []
+    with FaceTracker(
+        SPEC, backend="test-counting-replay", faces=faces, calls=calls, hold_max_motion=0.01
+    ) as tracker:
+        tracker.process(frames)
+    assert calls == list(range(20))
+
+
+def test_fast_landmark_parsing_matches_the_messages() -> None:
+    """The serialised-bytes reader equals reading the landmark objects, and a message in
+    another layout (visibility set) takes the loop."""
+    import mediapipe as mp
+    from mediapipe.framework.formats import landmark_pb2
+
+    from avdf.preprocess.face_backends import _normalized_xy
+
+    frame = np.ascontiguousarray(decode(SMALL_CLIP, 1)[0])
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True) as mesh:
+        message = mesh.process(frame).multi_face_landmarks[0]
+    loop = np.array([(p.x, p.y) for p in message.landmark], np.float32)
+    np.testing.assert_array_equal(_normalized_xy(message), loop)
+    other = landmark_pb2.NormalizedLandmarkList()
+    other.CopyFrom(message)
+    other.landmark[5].visibility = 0.5
+    np.testing.assert_array_equal(_normalized_xy(other), loop)

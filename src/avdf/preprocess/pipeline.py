@@ -96,7 +96,11 @@ def iter_features(
     audio_ended = not info.has_audio
     frames_per_chunk = chunk_steps * spec.stride
     first_step = 0
-    for frames in iter_video_frames(path, spec, max_side=max_side, chunk_frames=frames_per_chunk):
+    # Each chunk is done with before the next is decoded, so one frame array serves them all.
+    video = iter_video_frames(
+        path, spec, max_side=max_side, chunk_frames=frames_per_chunk, reuse_buffer=True
+    )
+    for frames in video:
         n = len(frames) // spec.stride  # a trailing partial step is dropped
         if n == 0:
             continue
