@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the RTF clips")
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="skip the 1080p and RSS rows")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (Detector num_threads; default torch's)"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="avdf-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -191,7 +194,7 @@ def main() -> None:
     from avdf.inference.detector import Detector
 
     checkpoint, checkpoint_name = resolve_checkpoint(args.checkpoint, work)
-    detector = Detector.from_checkpoint(checkpoint)
+    detector = Detector.from_checkpoint(checkpoint, num_threads=args.threads)
     import torch
 
     print(
