@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +264,33 @@ def test_dataset_mode_needs_its_arguments(capsys: pytest.CaptureFixture[str]) ->
     assert "--dataset needs --root and --checkpoint" in capsys.readouterr().err
     assert main(["evaluate"]) == 1
     assert "give --predictions" in capsys.readouterr().err
+
+
+def test_dataset_mode_reports_input_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-root"
+    argv = ["evaluate", "--dataset", "lavdf", "--root", str(missing), "--checkpoint", "x.ckpt"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"avdf evaluate: {missing}: dataset root does not exist"
+    assert main([*argv[:2], "nosuch", *argv[3:]]) == 1
+    assert "unknown dataset 'nosuch'" in capsys.readouterr().err
+    # A root with metadata but no checkpoint file: the checkpoint is named.
+    (tmp_path / "metadata.json").write_text(json.dumps(LAVDF_RECORDS))
+    argv = ["evaluate", "--dataset", "lavdf", "--root", str(tmp_path), "--checkpoint"]
+    assert main([*argv, str(tmp_path / "none.ckpt")]) == 1
+    assert "none.ckpt: checkpoint file not found" in capsys.readouterr().err
+
+
+def test_evaluate_help_stays_light() -> None:
+    """`avdf evaluate --help` lists the dataset options without importing torch."""
+    code = (
+        "import sys\nfrom avdf.cli import main\n"
+        "try:\n    main(['evaluate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    for option in ("--cache DIR", "--subset {full,visual,audio}", "--out DIR", "--force"):
+        assert option in done.stdout

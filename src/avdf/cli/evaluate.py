@@ -10,14 +10,22 @@ with ``file`` and ``fake_periods`` or ``fake_segments``; a TVIL-style dict of su
 too) or a JSONL manifest of avdf Samples. A ``.json`` prediction file is the localization format
 ``{file: [[score, start, end], ...]}``, anything else the detection format ``file;score``.
 
-Mode (b), ``--dataset NAME --root DIR --checkpoint CKPT --split S``, runs a checkpoint over a
-dataset through ``avdf.inference.evaluate_dataset``.
+Mode (b), run a checkpoint over a dataset split (``avdf.inference.evaluate_dataset``)::
+
+    avdf evaluate --dataset lavdf --root DIR --checkpoint CKPT [--split test] \
+        [--cache DIR] [--subset full|visual|audio] [--out DIR] [--force] [--json out.json]
+
+Features come from ``--cache`` (``avdf preprocess`` output) where a complete cache made with
+the checkpoint's MediaSpec exists, else from the video. The dataset's standard table is
+printed (LAV-DF / AV-Deepfake1M: AP and AR at the dataset's thresholds plus video AUC/ACC;
+FakeAVCeleb: ACC/AUC/AP of each fake category against the real one); ``--out`` receives the
+predictions in the challenge formats. Unreadable videos are listed and the rest scored; the
+exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -53,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dataset.add_argument("--root", metavar="DIR", help="dataset root folder")
     dataset.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint")
     dataset.add_argument("--split", default="test", help="dataset split (default: test)")
+    dataset.add_argument(
+        "--cache", metavar="DIR", help="feature cache from `avdf preprocess` (used when complete)"
+    )
+    dataset.add_argument(
+        "--subset",
+        choices=("full", "visual", "audio"),
+        default="full",
+        help="LAV-DF evaluation subset (default: full)",
+    )
+    dataset.add_argument(
+        "--out", metavar="DIR", help="write localization.json and detection.txt here"
+    )
     parser.add_argument(
         "--metric",
         choices=("official", "activitynet"),
@@ -62,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         choices=("lavdf", "avdeepfake1m"),
-        default="lavdf",
-        help="thresholds to report (default: lavdf)",
+        default=None,
+        help="thresholds to report (default: the dataset's own; lavdf for files)",
     )
     parser.add_argument(
         "--threshold",
@@ -72,7 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="detection score threshold for accuracy/precision/recall/F1 (default: 0.5)",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the numbers as JSON here")
-    parser.add_argument("--force", action="store_true", help="overwrite the --json output")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite the --json output and --out files"
+    )
 
 
 def _segments(path: Path, record: Mapping[str, Any], name: str) -> list[list[float]]:
@@ -164,7 +186,26 @@ def _markdown(results: Mapping[str, Any]) -> str:
         rows += [("precision", _percent(det.precision)), ("recall", _percent(det.recall))]
         rows.append(("F1", _percent(det.f1)))
     lines = ["| metric | value (%) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    per_category = results.get("per_category")
+    if per_category:
+        # FakeAVCeleb: each fake category against the real videos (A).
+        lines += ["", f"| category vs A | ACC@{next(iter(per_category.values())).threshold:g} "
+                  "| AUC | AP |", "|---|---|---|---|"]  # fmt: skip
+        for category, m in per_category.items():
+            values = " | ".join(_percent(v) for v in (m.accuracy, m.auc, m.ap))
+            lines.append(f"| {category} | {values} |")
     return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    """Metric objects -> dicts, recursively (the --json payload)."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,7 +225,8 @@ def _evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
                     f"note: {file}: {ignored} videos are not in the labels (ignored)",
                     file=sys.stderr,
                 )
-            loc = evaluate_localization(proposals, segments, args.preset, args.metric, args.fps)
+            preset = args.preset or "lavdf"
+            loc = evaluate_localization(proposals, segments, preset, args.metric, args.fps)
             if loc.videos_without_proposals:
                 print(
                     f"note: {file}: {loc.videos_without_proposals} labelled videos have no "
@@ -207,26 +249,22 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     missing = [f"--{k}" for k in ("root", "checkpoint") if not getattr(args, k)]
     if missing:
         raise AvdfError(f"--dataset needs {' and '.join(missing)}")
-    try:
-        inference = importlib.import_module("avdf.inference")
-    except ImportError as e:
-        raise AvdfError(f"dataset evaluation is unavailable ({e})") from None
-    evaluate_dataset = getattr(inference, "evaluate_dataset", None)
-    if evaluate_dataset is None:
-        raise AvdfError(
-            "dataset evaluation is not available in this build "
-            "(avdf.inference.evaluate_dataset is missing); score files with --predictions/--labels"
-        )
-    return dict(
-        evaluate_dataset(
-            dataset=args.dataset,
-            root=args.root,
-            checkpoint=args.checkpoint,
-            split=args.split,
-            metric=args.metric,
-            preset=args.preset,
-            threshold=args.threshold,
-        )
+    # Imported here: it loads torch, which `avdf --help` and the file mode do not need.
+    from avdf.inference.evaluate import evaluate_dataset
+
+    return evaluate_dataset(
+        dataset=args.dataset,
+        root=args.root,
+        checkpoint=args.checkpoint,
+        split=args.split,
+        metric=args.metric,
+        preset=args.preset,
+        threshold=args.threshold,
+        cache_dir=args.cache,
+        subset=args.subset,
+        predictions_out=args.out,
+        progress=sys.stderr.isatty(),
+        force=args.force,
     )
 
 
@@ -236,14 +274,28 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and out.exists() and not args.force:
             raise OutputExistsError(out)
         results = _evaluate_dataset(args) if args.dataset else _evaluate_files(args)
-        if not results:
+        failed = list(results.get("failed", ()))
+        scored = {k for k in ("localization", "detection") if k in results}
+        if scored:
+            print(_markdown(results))
+        elif not args.dataset:
             raise AvdfError("nothing to score")
-        print(_markdown(results))
+        if args.dataset:
+            cached = f", {results['n_cached']} from the cache" if args.cache else ""
+            print(
+                f"{results['n_scored']} of {results['n_videos']} videos scored{cached}"
+                + ("" if scored else " (no labels in this split: predictions only)"),
+                file=sys.stderr,
+            )
         if out is not None:
             from avdf.reports.challenge import write_text_atomic
 
-            payload = {k: v.to_dict() for k, v in results.items()}
-            write_text_atomic(out, json.dumps(payload, indent=2) + "\n")
+            write_text_atomic(out, json.dumps(_jsonable(results), indent=2) + "\n")
+        for line in failed:
+            print(f"avdf evaluate: failed: {line}", file=sys.stderr)
+        if failed:
+            print(f"avdf evaluate: {len(failed)} videos failed", file=sys.stderr)
+            return 1
     except (AvdfError, ValueError) as e:
         print(f"avdf evaluate: {e}", file=sys.stderr)
         return 1

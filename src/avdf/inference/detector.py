@@ -21,8 +21,8 @@ spikes. See :func:`aggregate_video_score`.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,34 @@ class Detector:
         from avdf.preprocess.pipeline import ExtractionStats
 
         stats = ExtractionStats()  # the pipeline fills in the probed MediaInfo
+        steps = self._stitch(self._feature_chunks(path, stats), path)
+        # The container's duration once the pipeline has probed it; else what decoded.
+        probed = stats.info.duration if stats.info is not None else 0.0
+        return replace(
+            steps, duration=float(probed) if probed > 0 else steps.duration, notes=list(stats.notes)
+        )
+
+    def steps_from_features(
+        self,
+        chunks: Iterable[VideoFeatures],
+        duration: float | None = None,
+        source: str | Path = "features",
+        notes: Iterable[str] = (),
+    ) -> StepOutputs:
+        """Stitched per-step outputs of pre-computed consecutive feature chunks (a cache).
+
+        ``duration`` (seconds) is the source video's; None uses the steps' span. ``source``
+        names the input in errors.
+        """
+        steps = self._stitch(chunks, source)
+        return replace(
+            steps, duration=float(duration) if duration else steps.duration, notes=list(notes)
+        )
+
+    def _stitch(self, chunks: Iterable[VideoFeatures], source: str | Path) -> StepOutputs:
+        """The shared core: chunks -> windows -> model -> stitched steps. ``duration`` is
+        the steps' span (callers replace it with the container's) and ``notes`` empty."""
+        chunks = _check_spec(chunks, self.spec, source)
         stitcher = OverlapStitcher(self.window_steps, _CHANNELS, self.weighting)
         finished: list[np.ndarray] = []  # (n, 5) blocks of final steps
         window_probs: list[np.ndarray] = []
@@ -196,14 +224,13 @@ class Detector:
             window_probs.append(video_prob)
             pending.clear()
 
-        def record_presence(chunks: Iterator[VideoFeatures]) -> Iterator[VideoFeatures]:
+        def record_presence(chunks: Iterable[VideoFeatures]) -> Iterator[VideoFeatures]:
             for chunk in chunks:
                 audio_present.append(chunk.audio_mask.copy())
                 face_present.append(chunk.face_mask.copy())
                 yield chunk
 
-        chunks = record_presence(self._feature_chunks(path, stats))
-        for window in iter_windows(chunks, self.window_steps, self.hop_steps):
+        for window in iter_windows(record_presence(chunks), self.window_steps, self.hop_steps):
             pending.append(window)
             if len(pending) == self.batch_size:
                 flush()
@@ -213,13 +240,10 @@ class Detector:
         steps = np.concatenate(finished).astype(np.float32)  # (N, 5)
         n = len(steps)
         if n == 0:
-            raise InputError(path, "no video frames could be decoded")
-        step_duration = n * self.spec.step_seconds
-        probed = stats.info.duration if stats.info is not None else 0.0
-        duration = probed if probed > 0 else step_duration
+            raise InputError(source, "no video frames could be decoded")
         return StepOutputs(
             spec=self.spec,
-            duration=float(duration),
+            duration=n * self.spec.step_seconds,
             fake_prob=steps[:, 0],
             audio_prob=steps[:, 1],
             visual_prob=steps[:, 2],
@@ -227,7 +251,6 @@ class Detector:
             window_video_prob=np.concatenate(window_probs).astype(np.float32),
             audio_present=np.concatenate(audio_present),
             face_present=np.concatenate(face_present),
-            notes=list(stats.notes),
         )
 
     # --- decoding -----------------------------------------------------------------------
@@ -276,3 +299,22 @@ class Detector:
     def detect(self, path: str | Path, video_id: str | None = None) -> Prediction:
         """Score the video at ``path``; ``video_id`` defaults to the file name's stem."""
         return self.detect_with_steps(path, video_id)[0]
+
+    def detect_features(
+        self, chunks: Iterable[VideoFeatures], duration: float | None, video_id: str
+    ) -> Prediction:
+        """Score pre-computed feature chunks (e.g. read from a cache) exactly as
+        :meth:`detect` scores a video: same windows, model, stitching and decoding."""
+        return self.predict(self.steps_from_features(chunks, duration, video_id), video_id)
+
+
+def _check_spec(
+    chunks: Iterable[VideoFeatures], spec: MediaSpec, source: str | Path
+) -> Iterator[VideoFeatures]:
+    """Pass chunks through, refusing features made with another MediaSpec than the model's."""
+    for chunk in chunks:
+        if chunk.spec != spec:
+            raise InputError(
+                source, f"features were made with {chunk.spec}, the model expects {spec}"
+            )
+        yield chunk
