@@ -29,11 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="CKPT", help="continue from a Lightning checkpoint")
     parser.add_argument("--max-epochs", type=int, help="shortcut for --set trainer.max_epochs=N")
     parser.add_argument("--force", action="store_true", help="reuse a non-empty output folder")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process on CPU (default 1: on 2 cores more threads fought "
+        "over them, 1.35 s vs 23 s per step measured under load; 0 keeps torch's default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from avdf.training.config import load_config
     from avdf.training.fit import fit
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     overrides = list(args.overrides)
     if args.max_epochs is not None:

@@ -27,7 +27,9 @@ class VideoFeatures:
     mel: np.ndarray  # (N, mel_frames_per_step, n_mels) float16 log-mel
     face_mask: np.ndarray  # (N,) bool: face (and so lips) available at this step
     audio_mask: np.ndarray  # (N,) bool: audio available at this step
-    landmarks: np.ndarray  # (N, 468, 2) float16, face-mesh points in source-frame pixels (NaN if absent)
+    landmarks: (
+        np.ndarray
+    )  # (N, 468, 2) float16, face-mesh points in source-frame pixels (NaN if absent)
 
     def __post_init__(self) -> None:
         n = len(self.face_mask)
