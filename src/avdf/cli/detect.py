@@ -9,14 +9,14 @@ the exit status is 1 if any video failed. Existing outputs are never replaced wi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from avdf.cli.native_logs import native_stderr_silenced
 
 FORMATS = ("json", "csv", "html")
 SAMPLE_CLIP = "assets/sample.mp4"  # inside the avdf package
@@ -110,26 +110,6 @@ def _summary(prediction: Any, notes: Sequence[str] = (), max_segments: int = 5) 
     return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(enabled: bool) -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while MediaPipe/TFLite run: their C++ loggers
-    print several lines per video that no environment variable turns off. Python-level
-    messages are written only after this block, so nothing of ours is lost."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _one_line(path: Any, error: BaseException) -> str:
     from avdf.errors import AvdfError
 
@@ -212,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 for target in targets.values():  # check before the slow part
                     if target.exists() and not args.force:
                         raise OutputExistsError(target)
-            with _native_stderr_silenced(not args.verbose):
+            with native_stderr_silenced(not args.verbose):
                 prediction, steps = detector.detect_with_steps(video, video_id)
         except Exception as error:  # one bad file must not stop the batch
             failed += 1

@@ -135,6 +135,7 @@ _worker_tracker: object | None = None
 def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -> Outcome:
     """Preprocess one video (runs in a worker process; reuses its face tracker)."""
     global _worker_tracker
+    from avdf.cli.native_logs import native_stderr_silenced
     from avdf.errors import AvdfError
     from avdf.preprocess.cache import cache_path_for
     from avdf.preprocess.pipeline import cache_video, default_tracker
@@ -142,18 +143,19 @@ def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -
 
     spec = MediaSpec()
     try:
-        if _worker_tracker is None:
-            _worker_tracker = default_tracker(spec)
-        result = cache_video(
-            job.path,
-            cache_path_for(out, job.video_id),
-            spec,
-            tracker=_worker_tracker,
-            max_side=max_side,
-            chunk_steps=chunk_steps,
-            force=force,
-            extra_meta={"video_id": job.video_id},
-        )
+        with native_stderr_silenced():
+            if _worker_tracker is None:
+                _worker_tracker = default_tracker(spec)
+            result = cache_video(
+                job.path,
+                cache_path_for(out, job.video_id),
+                spec,
+                tracker=_worker_tracker,
+                max_side=max_side,
+                chunk_steps=chunk_steps,
+                force=force,
+                extra_meta={"video_id": job.video_id},
+            )
     except AvdfError as e:
         return Outcome(job, "failed", str(e))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
