@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if out is not None:
-            from avdf.reports.challenge import write_text_atomic
+            from avdf.atomic import write_text_atomic
 
             write_text_atomic(out, json.dumps(_jsonable(results), indent=2) + "\n")
         for line in failed:

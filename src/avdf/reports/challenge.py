@@ -17,30 +17,16 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from avdf.atomic import write_text_atomic
 from avdf.errors import InputError
 from avdf.types import Prediction
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a sibling temporary file, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def localization_from_predictions(predictions: Iterable[Prediction]) -> dict[str, np.ndarray]:

@@ -12,39 +12,18 @@ import csv
 import html
 import io
 import json
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from avdf.errors import OutputExistsError
+from avdf import atomic
 from avdf.types import Prediction
 
 
 def write_text_atomic(path: str | Path, text: str, force: bool = False) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``.
-
-    Raises :class:`OutputExistsError` if ``path`` exists and ``force`` is False.
-    """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name opened with "x" (not mkstemp, whose 0600 mode would make reports
-    # private): the file gets the usual permissions from the umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a report atomically; an existing file is kept unless ``force``."""
+    return atomic.write_text_atomic(path, text, force=force)
 
 
 class ReportWriter:

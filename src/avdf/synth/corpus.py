@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from avdf.atomic import write_text_atomic
 from avdf.errors import OutputExistsError
 from avdf.synth.audio_edits import AUDIO_FAMILIES, AudioContext, rms
 from avdf.synth.encode import write_mp4
@@ -403,9 +403,7 @@ def _check_output(out_dir: Path, force: bool) -> None:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
 
 
 def _write_sources(out_dir: Path, pools: SourcePools, used: set[str]) -> None:

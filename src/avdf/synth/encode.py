@@ -6,13 +6,13 @@ codec statistics say nothing about the label.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
+from avdf.atomic import atomic_path
 from avdf.timebase import MediaSpec
 
 
@@ -34,11 +34,8 @@ def write_mp4(
     """Encode ``frames`` (N, H, W, 3) uint8 RGB at ``spec.fps`` and ``audio`` (S,) float32 mono
     at ``spec.sample_rate`` into ``path``. Written to a temporary name first and renamed, so a
     killed run never leaves a truncated file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     height, width = frames.shape[1:3]
-    try:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as container:
             video = container.add_stream("libx264", rate=spec.fps)
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
@@ -59,7 +56,3 @@ def write_mp4(
                 chunk.sample_rate, chunk.pts = spec.sample_rate, start
                 container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
