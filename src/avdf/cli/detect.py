@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from avdf.cli.native_logs import native_stderr_silenced
+from avdf.native_logs import native_stderr_silenced
 
 FORMATS = ("json", "csv", "html")
 SAMPLE_CLIP = "assets/sample.mp4"  # inside the avdf package

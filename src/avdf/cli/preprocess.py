@@ -135,8 +135,8 @@ _worker_tracker: object | None = None
 def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -> Outcome:
     """Preprocess one video (runs in a worker process; reuses its face tracker)."""
     global _worker_tracker
-    from avdf.cli.native_logs import native_stderr_silenced
     from avdf.errors import AvdfError
+    from avdf.native_logs import native_stderr_silenced
     from avdf.preprocess.cache import cache_path_for
     from avdf.preprocess.pipeline import cache_video, default_tracker
     from avdf.timebase import MediaSpec

@@ -18,6 +18,7 @@ import numpy as np
 
 from avdf.errors import InputError
 from avdf.io.decode import iter_audio, read_clip
+from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.face import FaceTracker
 from avdf.timebase import MediaSpec
 
@@ -127,7 +128,7 @@ def _read_clip(path: Path, spec: MediaSpec, max_side: int) -> tuple[np.ndarray, 
 
 
 def _track(frames: np.ndarray, spec: MediaSpec) -> np.ndarray:
-    with FaceTracker(spec) as tracker:
+    with native_stderr_silenced(), FaceTracker(spec) as tracker:
         chunk = tracker.process(frames)
     return np.asarray(chunk.landmarks, dtype=np.float32)  # (N, 468, 2) pixels
 
