@@ -30,3 +30,16 @@ class OutputExistsError(AvdfError):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: already exists (use --force to overwrite)")
+
+
+def one_line(path: str | Path, error: BaseException) -> str:
+    """The line a batch command prints for a file that failed: ``path: cause``.
+
+    avdf's own errors already name their file; anything else (a decoder or container error)
+    is prefixed with the path and its type, and cut to its first line so a batch report stays
+    one line per file.
+    """
+    if isinstance(error, AvdfError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{path}: {type(error).__name__}: {text[0] if text else 'unexpected error'}"

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from avdf.errors import one_line
 from avdf.native_logs import native_stderr_silenced
 
 FORMATS = ("json", "csv", "html")
@@ -110,15 +111,6 @@ def _summary(prediction: Any, notes: Sequence[str] = (), max_segments: int = 5) 
     return "\n".join(lines)
 
 
-def _one_line(path: Any, error: BaseException) -> str:
-    from avdf.errors import AvdfError
-
-    if isinstance(error, AvdfError):
-        return str(error)
-    text = str(error).strip().splitlines()
-    return f"{path}: {type(error).__name__}: {text[0] if text else 'unexpected error'}"
-
-
 def _write_challenge(args: argparse.Namespace, done: list[tuple[Path, Any]]) -> None:
     """AV-Deepfake1M formats for the videos that succeeded (existence checked up front)."""
     from avdf.reports.challenge import (
@@ -196,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                 prediction, steps = detector.detect_with_steps(video, video_id)
         except Exception as error:  # one bad file must not stop the batch
             failed += 1
-            fail(_one_line(video, error))
+            fail(one_line(video, error))
             continue
         done.append((video, prediction))
         fail(_summary(prediction, notes=steps.notes))
@@ -215,11 +207,11 @@ def run(args: argparse.Namespace) -> int:
                 )
             except (AvdfError, OSError) as error:
                 failed += 1
-                fail(_one_line(targets[name], error))
+                fail(one_line(targets[name], error))
     if args.challenge_json or args.challenge_txt:
         try:
             _write_challenge(args, done)
         except (AvdfError, OSError, ValueError) as error:
             failed += 1
-            fail(_one_line(args.challenge_json or args.challenge_txt, error))
+            fail(one_line(args.challenge_json or args.challenge_txt, error))
     return 1 if failed else 0

@@ -135,7 +135,7 @@ _worker_tracker: object | None = None
 def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -> Outcome:
     """Preprocess one video (runs in a worker process; reuses its face tracker)."""
     global _worker_tracker
-    from avdf.errors import AvdfError
+    from avdf.errors import one_line
     from avdf.native_logs import native_stderr_silenced
     from avdf.preprocess.cache import cache_path_for
     from avdf.preprocess.pipeline import cache_video, default_tracker
@@ -156,10 +156,8 @@ def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -
                 force=force,
                 extra_meta={"video_id": job.video_id},
             )
-    except AvdfError as e:
-        return Outcome(job, "failed", str(e))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
-        return Outcome(job, "failed", f"{job.path}: {type(e).__name__}: {e}")
+        return Outcome(job, "failed", one_line(job.path, e))
     warnings = [n for n in result.notes if "no face" in n or "truncated" in n]
     return Outcome(
         job, "skipped" if result.skipped else "done", "; ".join(warnings), result.duration

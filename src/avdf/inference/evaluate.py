@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from avdf.errors import AvdfError, InputError, OutputExistsError
+from avdf.errors import AvdfError, InputError, OutputExistsError, one_line
 from avdf.inference.detector import Detector
 from avdf.metrics import DetectionMetrics, detection_metrics, evaluate_localization
 from avdf.preprocess.features import VideoFeatures
@@ -118,7 +118,7 @@ def predict_samples(
                 prediction = detector.detect(sample.path, name)
         except (AvdfError, OSError, ValueError) as e:
             # OSError / ValueError: decoder and container errors (PyAV raises both kinds).
-            failed.append(str(e) if isinstance(e, InputError) else f"{sample.path}: {e}")
+            failed.append(one_line(sample.path, e))
             continue
         done.append((sample, prediction))
     return done, failed, from_cache
