@@ -219,6 +219,23 @@ def test_eval_tiling_covers_each_video_once_and_collates(real_cache) -> None:
 
 
 @pytest.mark.slow
+def test_in_memory_windows_equal_windows_read_from_disk(real_cache) -> None:
+    from avdf.data.dataset import WindowDataset
+
+    samples, cache_dir = real_cache
+    on_disk = WindowDataset(samples, cache_dir, SPEC, window_steps=40, train=False)
+    in_ram = WindowDataset(samples, cache_dir, SPEC, window_steps=40, train=False, in_memory=True)
+    assert len(in_ram) == len(on_disk) > len(samples)  # several windows per video
+    for _ in range(2):  # the second pass is served from RAM
+        for i in range(len(on_disk)):
+            a, b = on_disk[i].features, in_ram[i].features
+            assert (a.first_step, a.n_steps) == (b.first_step, b.n_steps)
+            for name in ("face", "mouth", "mel", "face_mask", "audio_mask"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert sorted(in_ram._memory) == list(range(len(samples)))
+
+
+@pytest.mark.slow
 def test_missing_and_mismatched_caches(real_cache, tmp_path, caplog) -> None:
     from avdf.data.dataset import WindowDataset, missing_from_cache
     from avdf.errors import InputError

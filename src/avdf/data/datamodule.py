@@ -47,6 +47,7 @@ class AVDFDataModule(L.LightningDataModule):
         windows_per_video: int = 4,
         fake_window_fraction: float = 0.5,
         val_hop_steps: int | None = None,
+        in_memory: bool = False,
         train_samples: Sequence[Sample] | None = None,
         val_samples: Sequence[Sample] | None = None,
     ) -> None:
@@ -62,6 +63,7 @@ class AVDFDataModule(L.LightningDataModule):
         self.windows_per_video = windows_per_video
         self.fake_window_fraction = fake_window_fraction
         self.val_hop_steps = val_hop_steps
+        self.in_memory = in_memory
         self._train_samples = None if train_samples is None else list(train_samples)
         self._val_samples = None if val_samples is None else list(val_samples)
         self.train_set: WindowDataset | None = None
@@ -83,6 +85,7 @@ class AVDFDataModule(L.LightningDataModule):
                 train=True,
                 windows_per_video=self.windows_per_video,
                 fake_window_fraction=self.fake_window_fraction,
+                in_memory=self.in_memory,
             )
         if self.val_set is None and stage in (None, "fit", "validate"):
             samples = self._val_samples
@@ -96,6 +99,7 @@ class AVDFDataModule(L.LightningDataModule):
                     self.window_steps,
                     train=False,
                     hop_steps=self.val_hop_steps,
+                    in_memory=self.in_memory,
                 )
 
     def _loader(self, dataset: WindowDataset, shuffle: bool) -> DataLoader:

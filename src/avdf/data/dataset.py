@@ -51,6 +51,9 @@ class WindowDataset(Dataset):
 
     Videos missing from the cache and unlabelled videos are skipped with one warning line.
     A cache made with another MediaSpec is an :class:`InputError`.
+
+    ``in_memory=True`` reads each video whole on its first access and serves later windows
+    from RAM (one copy per loader process), instead of decompressing every window again.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class WindowDataset(Dataset):
         windows_per_video: int = 1,
         fake_window_fraction: float = 0.5,
         hop_steps: int | None = None,
+        in_memory: bool = False,
     ) -> None:
         if window_steps < 1 or windows_per_video < 1:
             raise ValueError("window_steps and windows_per_video must be positive")
@@ -73,6 +77,8 @@ class WindowDataset(Dataset):
         self.windows_per_video = windows_per_video
         self.fake_window_fraction = fake_window_fraction
         self.hop_steps = hop_steps or window_steps
+        self.in_memory = in_memory
+        self._memory: dict[int, VideoFeatures] = {}  # video index -> whole video
 
         labelled = [s for s in samples if s.label is not None]
         missing = missing_from_cache(labelled, self.cache_dir)
@@ -138,6 +144,15 @@ class WindowDataset(Dataset):
                 return int(torch.randint(lo, hi + 1, ()))
         return int(torch.randint(last_start + 1, ()))
 
+    def _read(self, video: int, start: int, stop: int) -> VideoFeatures:
+        path = cache_path_for(self.cache_dir, self.samples[video].id)
+        if not self.in_memory:
+            return CacheReader(path).read(start, stop)
+        whole = self._memory.get(video)
+        if whole is None:
+            whole = self._memory[video] = CacheReader(path).read()
+        return whole.slice(start, stop)
+
     def __getitem__(self, index: int) -> WindowItem:
         if self.train:
             video = index // self.windows_per_video
@@ -146,7 +161,7 @@ class WindowDataset(Dataset):
             video, start = self._tiles[index]
         sample = self.samples[video]
         stop = min(start + self.window_steps, self.n_steps[video])
-        features = CacheReader(cache_path_for(self.cache_dir, sample.id)).read(start, stop)
+        features = self._read(video, start, stop)
         targets = step_targets(sample, self.spec, self.n_steps[video]).slice(start, stop)
         return WindowItem(features, targets, video)
 

@@ -122,6 +122,7 @@ def fit(
         windows_per_video=d.windows_per_video,
         fake_window_fraction=d.fake_window_fraction,
         val_hop_steps=d.val_hop_steps,
+        in_memory=d.in_memory,
         train_samples=train_samples,
         val_samples=val_samples,
     )
