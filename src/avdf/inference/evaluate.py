@@ -22,6 +22,7 @@ from typing import Any
 from avdf.errors import AvdfError, InputError, OutputExistsError, one_line
 from avdf.inference.detector import Detector
 from avdf.metrics import DetectionMetrics, detection_metrics, evaluate_localization
+from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.features import VideoFeatures
 from avdf.types import Prediction, Sample
 
@@ -115,7 +116,10 @@ def predict_samples(
             else:
                 if not Path(sample.path).is_file():
                     raise InputError(sample.path, "video file not found")
-                prediction = detector.detect(sample.path, name)
+                # MediaPipe's native log lines would break up the progress bar and the table;
+                # failures still reach ``failed`` as exceptions.
+                with native_stderr_silenced():
+                    prediction = detector.detect(sample.path, name)
         except (AvdfError, OSError, ValueError) as e:
             # OSError / ValueError: decoder and container errors (PyAV raises both kinds).
             failed.append(one_line(sample.path, e))
