@@ -30,8 +30,8 @@ train() {  # name config [--set ...]
     --set data.root="$work/synth" --set data.cache_dir="$work/cache" "$@" \
     > "$work/$name.log" 2>&1
   avdf evaluate --dataset lavdf --root "$work/synth" --split test --cache "$work/cache" \
-    --checkpoint "$work/runs/$name/model.ckpt" --json "$work/$name.test.json" --force \
-    > "$work/$name.test.md" 2>/dev/null
+    --checkpoint "$work/runs/$name/model.ckpt" --json "$work/$name.test.json" \
+    --out "$work/$name.pred" --force > "$work/$name.test.md" 2>/dev/null
 }
 
 # Two runs at a time (one per core).
@@ -41,3 +41,5 @@ train audio_face synth_mmms_ba.yaml --set 'model.kwargs.modalities=[audio, face]
 train audio_lips synth_mmms_ba.yaml --set 'model.kwargs.modalities=[audio, lips]' & wait
 train face_lips synth_mmms_ba.yaml --set 'model.kwargs.modalities=[face, lips]'
 python "$(dirname "$0")/ablation_table.py" "$work"
+# Is MMMS-BA's lead over plain concatenation larger than the test split's sampling noise?
+python "$(dirname "$0")/compare_runs.py" "$work/synth/metadata.json" "$work/mmms_ba.pred" "$work/none.pred"
