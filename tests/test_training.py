@@ -305,6 +305,14 @@ def test_avdf_train_cli_end_to_end_deterministic_and_resumable(
     assert main(["train", str(config), "--out", str(out3), "--set", "trainer.seed=8", *common]) == 0
     c = _state(out3 / "model.ckpt")
     assert not all(torch.equal(a[k], c[k]) for k in a)
+    # windows served from RAM (data.in_memory) train exactly the weights of windows read from disk
+    out4 = tmp_path / "run4"
+    assert (
+        main(["train", str(config), "--out", str(out4), "--set", "data.in_memory=true", *common])
+        == 0
+    )
+    d = _state(out4 / "model.ckpt")
+    assert all(torch.equal(a[k], d[k]) for k in a)
 
     # resume from the step-3 checkpoint and go on to step 5
     last = out1 / "checkpoints" / "last.ckpt"
