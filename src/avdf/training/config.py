@@ -46,7 +46,7 @@ class DataConfig:
     fake_window_fraction: float = 0.5  # share of training windows placed over a fake step
     val_hop_steps: int | None = None  # evaluation tiling hop (default: window_steps)
     # Keep each video's decompressed features in RAM after its first read (per loader
-    # process; ~2.3 MB per 100 steps at the default sizes). Reading and decompressing a
+    # process; ~2.2 MB per 100 steps at the default sizes). Reading and decompressing a
     # window costs about as much as a training step on a 2-core CPU.
     in_memory: bool = False
 
