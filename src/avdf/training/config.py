@@ -47,7 +47,7 @@ class DataConfig:
     val_hop_steps: int | None = None  # evaluation tiling hop (default: window_steps)
     # Keep each video's decompressed features in RAM after its first read (per loader
     # process; ~2.2 MB per 100 steps at the default sizes). Reading and decompressing a
-    # window costs about as much as a training step on a 2-core CPU.
+    # batch's windows cost nearly as much as the training step itself on a 2-core CPU.
     in_memory: bool = False
 
 
