@@ -1,10 +1,17 @@
-"""Shared test fixtures: where the real media lives."""
+"""Shared test settings and fixtures: where the real media lives."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The same examples on every run: a CI result must not depend on the draw. (Run with
+# ``--hypothesis-profile=explore`` to search new examples locally.)
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("repeatable")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"

@@ -131,3 +131,17 @@ def test_start_up_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_unreadable_file_prints_one_line_and_nothing_at_exit(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    # A separate process: MediaPipe graphs that were built but never fed a frame print their
+    # model-loading lines when closed or collected, which could happen after main() returned.
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("hello")
+    argv = [sys.executable, "-m", "avdf", "detect", str(bad), "--checkpoint", str(checkpoint)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{bad}: not a readable media file"), lines

@@ -187,7 +187,7 @@ def test_main_face_keeps_its_identity_among_two(tracker: FaceTracker) -> None:
     padded[:, 48:272] = small
     frames = np.ascontiguousarray(np.concatenate([padded, large], axis=2))  # (30, 320, 544, 3)
     tracker.reset()
-    assert len(tracker._backend.detect(frames[0])) == 2  # the backend sees both faces
+    assert len(tracker.backend.detect(frames[0])) == 2  # the backend sees both faces
     result = track(tracker, frames, chunk=7)
     assert result.face_mask.mean() >= 0.95
     x = result.landmarks[result.face_mask][:, :, 0].astype(np.float32)
@@ -230,7 +230,7 @@ def test_a_registered_backend_is_used() -> None:
     """A backend that reports one fixed face: crops come out where its landmarks say."""
     real = FaceTracker(SPEC)
     frame = decode(SMALL_CLIP, 1)[0]
-    points = real._backend.detect(frame)[0]
+    points = real.backend.detect(frame)[0]
     real.close()
 
     @register_backend("fixed-test-face")
@@ -288,6 +288,38 @@ class ReplayBackend:
         pass
 
 
+@register_backend("test-lifecycle")
+class LifecycleBackend(ReplayBackend):
+    """ReplayBackend that logs its constructions and closes into ``events``."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__({})
+        self.events = events
+        events.append("built")
+
+    def close(self) -> None:
+        self.events.append("closed")
+
+
+def test_the_backend_is_built_on_the_first_frame_and_closed_once_per_video() -> None:
+    """No frame, no model (MediaPipe graphs that never ran print log lines whenever they are
+    closed); each video gets a fresh backend; closing twice is harmless."""
+    events: list[str] = []
+    tracker = FaceTracker(SPEC, backend="test-lifecycle", events=events)
+    tracker.reset()
+    tracker.close()
+    assert events == []
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    for _ in range(2):  # two videos
+        tracker.reset()
+        tracker.process(frames)
+    tracker.close()
+    tracker.close()
+    assert events == ["built", "closed", "built", "closed"]
+    with pytest.raises(ValueError, match="unknown face backend"):
+        FaceTracker(SPEC, backend="no-such-backend")  # still refused up front
+
+
 def expected_mask(detected: list[bool], chunk_sizes: list[int], gap_limit: int) -> np.ndarray:
     """The documented rule: detections, gaps of <= gap_limit frames between detections, and
     frames held at a chunk's end within gap_limit frames of the last detection."""
@@ -316,7 +348,10 @@ def test_gap_filling_follows_its_rule(detected: list[bool], chunk_size: int) -> 
     faces = {k: base + [k * 0.5, 0.0] for k, hit in enumerate(detected) if hit}
     frames = np.zeros((len(detected), 4, 4, 3), np.uint8)
     frames[:, 0, 0, 0] = np.arange(len(detected))
-    tracker = FaceTracker(SPEC, backend="test-replay", faces=faces, smoothing=False, search_every=1)
+    # landmark_every=1: gaps count from held frames too, which this rule leaves out (holds
+    # have their own test below).
+    options = dict(faces=faces, smoothing=False, search_every=1, landmark_every=1)
+    tracker = FaceTracker(SPEC, backend="test-replay", **options)
     result = track(tracker, frames, chunk=chunk_size)
     sizes = [len(frames[i : i + chunk_size]) for i in range(0, len(frames), chunk_size)]
     mask = expected_mask(detected, sizes, tracker.max_gap_steps)

@@ -24,6 +24,7 @@ interpolates from the held landmarks if the face returns in time.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -103,12 +104,17 @@ def available_backends() -> list[str]:
     return sorted(set(_BACKENDS) | set(_BUILTIN_BACKEND_MODULES))
 
 
-def create_backend(name: str, **options: Any) -> LandmarkBackend:
+def backend_factory(name: str) -> Callable[..., LandmarkBackend]:
+    """The registered constructor of backend ``name`` (ValueError if there is none)."""
     if name not in _BACKENDS and name in _BUILTIN_BACKEND_MODULES:
         importlib.import_module(_BUILTIN_BACKEND_MODULES[name])
     if name not in _BACKENDS:
         raise ValueError(f"unknown face backend {name!r}; available: {available_backends()}")
-    return _BACKENDS[name](**options)
+    return _BACKENDS[name]
+
+
+def create_backend(name: str, **options: Any) -> LandmarkBackend:
+    return backend_factory(name)(**options)
 
 
 # --- geometry --------------------------------------------------------------------------------
@@ -299,7 +305,6 @@ class FaceTracker:
     ) -> None:
         self.spec = spec
         self.backend_name = backend
-        self.backend_options = options
         self.max_gap_steps = int(math.floor(max_gap_seconds * spec.steps_per_second + 1e-9))
         self.smoothing = smoothing
         self.min_iou = min_iou
@@ -307,8 +312,19 @@ class FaceTracker:
         self.landmark_every = max(1, landmark_every)
         self.hold_max_motion = hold_max_motion
         self._filter = _OneEuroFilter(spec.steps_per_second, smoothing_min_cutoff, smoothing_beta)
-        self._backend: LandmarkBackend = create_backend(backend, **options)
+        self._new_backend = functools.partial(backend_factory(backend), **options)
+        # Built on the first frame: a tracker that never sees one (only unreadable files came)
+        # loads no model, and MediaPipe graphs that never ran print their model-loading log
+        # lines when closed or garbage-collected, outside any silencing.
+        self._built: LandmarkBackend | None = None
         self._start_state()
+
+    @property
+    def backend(self) -> LandmarkBackend:
+        """The landmark backend, built on first use."""
+        if self._built is None:
+            self._built = self._new_backend()
+        return self._built
 
     def _start_state(self) -> None:
         self._next_index = 0  # video-level index of the next frame to arrive
@@ -328,12 +344,14 @@ class FaceTracker:
 
     def reset(self) -> None:
         """Start a new video: drop tracks, filters and the backend's own tracking state."""
-        self._backend.close()
-        self._backend = create_backend(self.backend_name, **self.backend_options)
+        self.close()
         self._start_state()
 
     def close(self) -> None:
-        self._backend.close()
+        """Release the backend (a later frame builds a new one)."""
+        if self._built is not None:
+            self._built.close()
+            self._built = None
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -374,10 +392,10 @@ class FaceTracker:
             return self._last_detected  # tracked: hold the landmarks (see landmark_every)
         recent = self._last_detected is not None and gone <= self.max_gap_steps
         if recent or (index - self._search_phase) % self.search_every == 0:
-            main = self._select(self._backend.detect(frame), index)
+            main = self._select(self.backend.detect(frame), index)
         else:
             main = None  # a long absence: search only every search_every-th frame
-        focus = getattr(self._backend, "focus", None)
+        focus = getattr(self.backend, "focus", None)
         if focus is not None:
             focus(main)
         if main is not None:
