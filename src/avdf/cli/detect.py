@@ -111,55 +111,6 @@ def _summary(prediction: Any, notes: Sequence[str] = (), max_segments: int = 5) 
     return "\n".join(lines)
 
 
-def _detect_one(
-    detector: Any,
-    video: Path,
-    args: argparse.Namespace,
-    writers: dict[str, Any],
-    seen_ids: dict[str, Path],
-    fail: Any,
-    indent: int | None,
-) -> tuple[Any, int]:
-    """Score one video and write its reports (or print its JSON with ``indent``):
-    (prediction or None, failures reported through ``fail``)."""
-    from avdf.errors import AvdfError, OutputExistsError
-
-    video_id = video.stem
-    try:
-        if video_id in seen_ids:
-            raise AvdfError(f"{video}: same name as {seen_ids[video_id]} in this batch")
-        seen_ids[video_id] = video
-        targets = {}
-        if args.output_dir is not None:
-            targets = {n: w.path_for(args.output_dir, video_id) for n, w in writers.items()}
-            for target in targets.values():  # check before the slow part
-                if target.exists() and not args.force:
-                    raise OutputExistsError(target)
-        with native_stderr_silenced(not args.verbose):
-            prediction, steps = detector.detect_with_steps(video, video_id)
-    except Exception as error:  # one bad file must not stop the batch
-        fail(one_line(video, error))
-        return None, 1
-    fail(_summary(prediction, notes=steps.notes))
-    if args.output_dir is None:
-        print(json.dumps(prediction.to_dict(), indent=indent), flush=True)
-        return prediction, 0
-    failed = 0
-    for name, writer in writers.items():
-        try:
-            writer.write(
-                prediction,
-                targets[name],
-                force=args.force,
-                step_probs=steps.fake_prob,
-                step_seconds=steps.spec.step_seconds,
-            )
-        except (AvdfError, OSError) as error:
-            failed += 1
-            fail(one_line(targets[name], error))
-    return prediction, failed
-
-
 def _write_challenge(args: argparse.Namespace, done: list[tuple[Path, Any]]) -> None:
     """AV-Deepfake1M formats for the videos that succeeded (existence checked up front)."""
     from avdf.reports.challenge import (
@@ -221,15 +172,42 @@ def run(args: argparse.Namespace) -> int:
     done: list[tuple[Path, Any]] = []
     seen_ids: dict[str, Path] = {}
     progress = tqdm(videos, desc="detect", unit="video", file=sys.stderr, disable=len(videos) < 2)
-    indent = 2 if len(videos) == 1 else None
-    try:
-        for video in progress:
-            prediction, errors = _detect_one(detector, video, args, writers, seen_ids, fail, indent)
-            failed += errors
-            if prediction is not None:
-                done.append((video, prediction))
-    finally:
-        detector.close()
+    for video in progress:
+        video_id = video.stem
+        try:
+            if video_id in seen_ids:
+                raise AvdfError(f"{video}: same name as {seen_ids[video_id]} in this batch")
+            seen_ids[video_id] = video
+            targets = {}
+            if args.output_dir is not None:
+                targets = {n: w.path_for(args.output_dir, video_id) for n, w in writers.items()}
+                for target in targets.values():  # check before the slow part
+                    if target.exists() and not args.force:
+                        raise OutputExistsError(target)
+            with native_stderr_silenced(not args.verbose):
+                prediction, steps = detector.detect_with_steps(video, video_id)
+        except Exception as error:  # one bad file must not stop the batch
+            failed += 1
+            fail(one_line(video, error))
+            continue
+        done.append((video, prediction))
+        fail(_summary(prediction, notes=steps.notes))
+        if args.output_dir is None:
+            indent = 2 if len(videos) == 1 else None
+            print(json.dumps(prediction.to_dict(), indent=indent), flush=True)
+            continue
+        for name, writer in writers.items():
+            try:
+                writer.write(
+                    prediction,
+                    targets[name],
+                    force=args.force,
+                    step_probs=steps.fake_prob,
+                    step_seconds=steps.spec.step_seconds,
+                )
+            except (AvdfError, OSError) as error:
+                failed += 1
+                fail(one_line(targets[name], error))
     if args.challenge_json or args.challenge_txt:
         try:
             _write_challenge(args, done)

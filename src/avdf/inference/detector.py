@@ -146,23 +146,11 @@ class Detector:
         model, spec, info = load_checkpoint(checkpoint)
         return cls(model, spec, info=info, **kwargs)
 
-    def close(self) -> None:
-        """Release the face tracker's models (a later video loads them again)."""
-        if self._tracker is not None:
-            self._tracker.close()
-            self._tracker = None
-
-    def __enter__(self) -> Detector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # --- streaming ----------------------------------------------------------------------
     def _feature_chunks(self, path: str | Path, stats: Any) -> Iterator[VideoFeatures]:
         from avdf.preprocess.pipeline import default_tracker, iter_features
 
-        # One face tracker for every video this Detector sees (its models load on the first frame).
+        # One face tracker for every video this Detector sees: building it loads models.
         if self._tracker is None:
             self._tracker = default_tracker(self.spec)
         return iter_features(

@@ -239,13 +239,8 @@ def evaluate_dataset(
         for name in (LOCALIZATION_FILE, DETECTION_FILE):
             if (Path(predictions_out) / name).exists():  # fail before hours of inference
                 raise OutputExistsError(Path(predictions_out) / name)
-    own = detector is None
     detector = detector or Detector.from_checkpoint(checkpoint)
-    try:
-        done, failed, from_cache = predict_samples(detector, samples, cache_dir, progress)
-    finally:
-        if own:
-            detector.close()
+    done, failed, from_cache = predict_samples(detector, samples, cache_dir, progress)
     if predictions_out is not None:
         write_predictions([p for _, p in done], predictions_out, force=force)
     results = score_predictions(dataset, done, metric, preset, threshold)

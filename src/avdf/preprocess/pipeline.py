@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,9 +26,6 @@ from avdf.io.decode import MediaInfo, iter_audio, iter_video_frames, probe
 from avdf.preprocess.audio import StreamingLogMel
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
-
-if TYPE_CHECKING:
-    from avdf.preprocess.face import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ class ExtractionStats:
         return self.audio_steps / self.n_steps if self.n_steps else 0.0
 
 
-def default_tracker(spec: MediaSpec) -> FaceTracker:
+def default_tracker(spec: MediaSpec) -> Tracker:
     # Imported here: mediapipe is heavy and only needed when faces are actually tracked.
     from avdf.preprocess.face import FaceTracker
 
@@ -89,27 +86,10 @@ def iter_features(
     """
     spec = spec or MediaSpec()
     stats = stats if stats is not None else ExtractionStats()
-    info = probe(path)  # before any tracker is built: unreadable files fail cheaply
+    info = probe(path)
     stats.info = info
     stats.step_seconds = spec.step_seconds
-    if tracker is not None:
-        yield from _iter_probed(path, spec, info, chunk_steps, tracker, max_side, stats)
-        return
-    # Closed here, not left to the garbage collector: MediaPipe prints log lines then.
-    with default_tracker(spec) as own:
-        yield from _iter_probed(path, spec, info, chunk_steps, own, max_side, stats)
-
-
-def _iter_probed(
-    path: str | Path,
-    spec: MediaSpec,
-    info: MediaInfo,
-    chunk_steps: int,
-    tracker: Tracker,
-    max_side: int | None,
-    stats: ExtractionStats,
-) -> Iterator[VideoFeatures]:
-    """:func:`iter_features` once the file is probed and a tracker chosen."""
+    tracker = tracker if tracker is not None else default_tracker(spec)
     tracker.reset()
     mel = StreamingLogMel(spec)
     audio_chunks = iter_audio(path, spec) if info.has_audio else iter([])
