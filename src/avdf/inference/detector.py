@@ -150,7 +150,7 @@ class Detector:
     def _feature_chunks(self, path: str | Path, stats: Any) -> Iterator[VideoFeatures]:
         from avdf.preprocess.pipeline import default_tracker, iter_features
 
-        # One face tracker for every video this Detector sees: building it loads models.
+        # One face tracker for every video this Detector sees; its models load on the first frame.
         if self._tracker is None:
             self._tracker = default_tracker(self.spec)
         return iter_features(
