@@ -10,7 +10,9 @@ the step grid has been converted with :class:`avdf.timebase.MediaSpec`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,15 @@ class DecodeConfig:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.min_score < 0.0:
             raise ValueError(f"min_score must be non-negative, got {self.min_score}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> DecodeConfig:
+        """From a checkpoint's stored parameters; unknown keys (older versions) ignored."""
+        known = {k: v for k, v in dict(data or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 def pairwise_iou(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

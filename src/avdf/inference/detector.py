@@ -31,6 +31,7 @@ import torch
 
 from avdf.data.batch import features_to_inputs
 from avdf.errors import InputError
+from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig, decode_proposals
 from avdf.inference.sliding import OverlapStitcher, iter_windows
 from avdf.preprocess.features import VideoFeatures
@@ -117,11 +118,15 @@ class Detector:
         max_side: int = 640,
         num_threads: int | None = 1,
         info: Mapping[str, Any] | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.model = model.eval()
         self.spec = spec
-        self.decode_config = decode or DecodeConfig()
         self.info = dict(info or {})
+        # `avdf tune` stores its decoding parameters and calibration in the checkpoint.
+        tuned = self.info.get("extra") or {}
+        self.decode_config = decode or DecodeConfig.from_dict(tuned.get("decode"))
+        self.calibration = calibration or Calibration.from_dict(tuned.get("calibration"))
         trained = self.info.get("window_steps") or (self.info.get("extra") or {}).get(
             "window_steps"
         )
@@ -285,7 +290,9 @@ class Detector:
         return Prediction(
             video_id=video_id,
             duration=steps.duration,
-            score=aggregate_video_score(steps.window_video_prob, steps.fake_prob),
+            score=self.calibration.calibrate(
+                aggregate_video_score(steps.window_video_prob, steps.fake_prob)
+            ),
             modality_scores=modality_scores,
             segments=segments,
             modalities_present=steps.modalities_present,
