@@ -49,6 +49,13 @@ class DecodeConfig:
         return cls(**known)
 
 
+# Values `avdf tune` searches (the grid of every combination), per DecodeConfig field.
+SEARCH_SPACE: dict[str, tuple[float, ...]] = {
+    "pre_threshold": (0.05, 0.1, 0.2, 0.3, 0.5),
+    "sigma": (0.25, 0.5, 1.0),
+}
+
+
 def pairwise_iou(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """IoU of one segment against many (official LAV-DF definition), shape of ``starts``."""
     inter = np.clip(np.minimum(end, ends) - np.maximum(start, starts), 0.0, None)
