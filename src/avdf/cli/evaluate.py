@@ -10,7 +10,7 @@ with ``file`` and ``fake_periods`` or ``fake_segments``; a TVIL-style dict of su
 too) or a JSONL manifest of avdf Samples. A ``.json`` prediction file is the localization format
 ``{file: [[score, start, end], ...]}``, anything else the detection format ``file;score``.
 
-Mode (b), run a checkpoint over a dataset split (``avdf.inference.evaluate_dataset``)::
+Mode (b), run a checkpoint over a dataset split (``avdf.evaluation.evaluate_dataset``)::
 
     avdf evaluate --dataset lavdf --root DIR --checkpoint CKPT [--split test] \
         [--cache DIR] [--subset full|visual|audio] [--out DIR] [--force] [--json out.json]
@@ -250,7 +250,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     if missing:
         raise AvdfError(f"--dataset needs {' and '.join(missing)}")
     # Imported here: it loads torch, which `avdf --help` and the file mode do not need.
-    from avdf.inference.evaluate import evaluate_dataset
+    from avdf.evaluation.dataset import evaluate_dataset
 
     return evaluate_dataset(
         dataset=args.dataset,

@@ -16,14 +16,14 @@ from avdf.cli import main
 from avdf.datasets import load_dataset
 from avdf.datasets.fakeavceleb import split_of
 from avdf.errors import OutputExistsError
-from avdf.inference.detector import Detector
-from avdf.inference.evaluate import (
+from avdf.evaluation.dataset import (
     DETECTION_FILE,
     LOCALIZATION_FILE,
     evaluate_dataset,
     per_category_metrics,
     predict_samples,
 )
+from avdf.inference.detector import Detector
 from avdf.io.decode import probe
 from avdf.metrics import ap_ar, detection_metrics
 from avdf.models import create_model, save_checkpoint
