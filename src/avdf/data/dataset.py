@@ -171,7 +171,8 @@ def collate(
 ) -> dict[str, torch.Tensor]:
     """Model inputs (see :func:`avdf.data.batch.features_to_inputs`) plus padded targets.
 
-    Adds ``fake`` (B, T), ``boundaries`` (B, T, 2), ``audio_fake`` / ``visual_fake`` (B, T)
+    Adds ``fake`` (B, T), ``boundaries`` (B, T, 2), ``audio_fake`` / ``visual_fake`` /
+    ``start`` / ``end`` (B, T)
     float32 (zero on padding), ``modality_known`` (B,) bool, ``video_target`` (B,) float32
     (1 when the window contains a fake step), ``video_known`` (B,) bool, ``video_label``
     (B,) long (the whole video's label) and ``video_index`` (B,) long.
@@ -182,12 +183,16 @@ def collate(
     boundaries = np.zeros((b, t, 2), np.float32)
     audio_fake = np.zeros((b, t), np.float32)
     visual_fake = np.zeros((b, t), np.float32)
+    start = np.zeros((b, t), np.float32)
+    end = np.zeros((b, t), np.float32)
     for i, it in enumerate(items):
         n = min(it.targets.n_steps, t)
         fake[i, :n] = it.targets.fake[:n]
         boundaries[i, :n] = it.targets.boundaries[:n]
         audio_fake[i, :n] = it.targets.audio_fake[:n]
         visual_fake[i, :n] = it.targets.visual_fake[:n]
+        start[i, :n] = it.targets.start[:n]
+        end[i, :n] = it.targets.end[:n]
     # A window of a fake video that misses every fake segment is a real window.
     video_target = fake.max(axis=1) if t else np.zeros(b, np.float32)
     batch.update(
@@ -195,6 +200,8 @@ def collate(
         boundaries=torch.from_numpy(boundaries),
         audio_fake=torch.from_numpy(audio_fake),
         visual_fake=torch.from_numpy(visual_fake),
+        start=torch.from_numpy(start),
+        end=torch.from_numpy(end),
         modality_known=torch.tensor([it.targets.modality_known for it in items]),
         video_target=torch.from_numpy(np.ascontiguousarray(video_target)),
         video_known=torch.tensor([it.targets.video_label is not None for it in items]),

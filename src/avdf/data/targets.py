@@ -29,6 +29,8 @@ class StepTargets:
     visual_fake: np.ndarray  # (T,) 1.0 where the video is manipulated
     modality_known: bool  # False: the dataset does not say which modality was faked
     video_label: int | None  # whole-video label (1 fake, 0 real), None when unlabelled
+    start: np.ndarray  # (T,) soft target "a fake segment starts at this step" (see below)
+    end: np.ndarray  # (T,) soft target "a fake segment ends at this step"
 
     @property
     def n_steps(self) -> int:
@@ -44,6 +46,8 @@ class StepTargets:
             self.visual_fake[start:stop],
             self.modality_known,
             self.video_label,
+            self.start[start:stop],
+            self.end[start:stop],
         )
 
 
@@ -53,6 +57,22 @@ def _mark(segments: Sequence[Segment], spec: MediaSpec, n_steps: int) -> np.ndar
     for seg in segments:
         steps = spec.segment_steps(seg, n_steps)
         out[steps.start : steps.stop] = 1.0
+    return out
+
+
+# Width (steps) of the Gaussian bump marking a boundary: an edit's seam lies between two
+# frames, so the two steps beside it get ~0.9 and the next ones ~0.3.
+BOUNDARY_SIGMA_STEPS = 1.0
+
+
+def _boundary_bumps(positions: Sequence[float], n_steps: int) -> np.ndarray:
+    """(n_steps,) max over ``positions`` (step coordinates) of a Gaussian at each, evaluated
+    at the step centres."""
+    out = np.zeros(n_steps, np.float32)
+    centres = np.arange(n_steps, dtype=np.float64) + 0.5
+    for x in positions:
+        bump = np.exp(-0.5 * ((centres - x) / BOUNDARY_SIGMA_STEPS) ** 2)
+        np.maximum(out, bump.astype(np.float32), out=out)
     return out
 
 
@@ -73,7 +93,9 @@ def step_targets(sample: Sample, spec: MediaSpec, n_steps: int) -> StepTargets:
     """Targets for all ``n_steps`` steps of ``sample``'s video.
 
     Where a step lies in several (overlapping) fake segments its boundaries refer to the
-    shortest one, as in anchor-free temporal detectors. Modality targets are zeros and
+    shortest one, as in anchor-free temporal detectors. ``start`` / ``end`` mark the
+    segments' boundaries that lie inside the video (a segment starting at 0 or ending at the
+    video's end has no seam there) with Gaussian bumps. Modality targets are zeros and
     ``modality_known`` is False when ``sample.audio_fake_segments`` or
     ``sample.visual_fake_segments`` is None.
     """
@@ -82,6 +104,8 @@ def step_targets(sample: Sample, spec: MediaSpec, n_steps: int) -> StepTargets:
     segments = effective_fake_segments(sample, spec, n_steps)
     fake = np.zeros(n_steps, np.float32)
     boundaries = np.zeros((n_steps, 2), np.float32)
+    starts: list[float] = []  # step coordinates of boundaries inside the video
+    ends: list[float] = []
     best_length = np.full(n_steps, np.inf)
     centres = np.arange(n_steps, dtype=np.float64) + 0.5  # step coordinates
     for seg in segments:
@@ -90,6 +114,10 @@ def step_targets(sample: Sample, spec: MediaSpec, n_steps: int) -> StepTargets:
             continue
         start = spec.seconds_to_step(seg.start)
         end = spec.seconds_to_step(seg.end)
+        if start > 0.5:
+            starts.append(start)
+        if end < n_steps - 0.5:
+            ends.append(end)
         idx = np.arange(steps.start, steps.stop)
         shorter = idx[(end - start) < best_length[idx]]
         best_length[shorter] = end - start
@@ -109,4 +137,13 @@ def step_targets(sample: Sample, spec: MediaSpec, n_steps: int) -> StepTargets:
     if modality_known:
         audio_fake = _mark(audio_segments or (), spec, n_steps)
         visual_fake = _mark(visual_segments or (), spec, n_steps)
-    return StepTargets(fake, boundaries, audio_fake, visual_fake, modality_known, sample.label)
+    return StepTargets(
+        fake,
+        boundaries,
+        audio_fake,
+        visual_fake,
+        modality_known,
+        sample.label,
+        _boundary_bumps(starts, n_steps),
+        _boundary_bumps(ends, n_steps),
+    )

@@ -1,11 +1,22 @@
-"""Per-step model outputs -> scored fake-segment proposals (DESIGN §4.6).
+"""Per-step model outputs -> scored fake-segment proposals (DESIGN §4.6, §12.1).
 
-Every step whose fake probability exceeds ``pre_threshold`` proposes the segment
-``[t - d_start, t + d_end]`` (``t`` the step centre, distances predicted in steps), scored by
-that probability. Near-duplicate proposals from neighbouring steps are thinned by Gaussian
-soft-NMS, which decays rather than deletes overlapping proposals so that alternative
-boundaries survive for the recall metrics (AR@N). Everything here works in seconds once
-the step grid has been converted with :class:`avdf.timebase.MediaSpec`.
+Inputs are a whole video's stitched step outputs: the dense step fake probability, one
+(probability, distances) pair per localization level at every step, and optionally the
+start / end boundary probabilities. Every (step, level) whose level probability exceeds
+``pre_threshold`` proposes ``[t - d_start, t + d_end]`` (``t`` the step centre, distances
+in steps). With boundary probabilities, each end is snapped to the probability-weighted
+centre of the boundary peak within ``snap_steps`` (edits leave seams there). A proposal's
+score is::
+
+    level probability x (mean step probability inside) ** inside_weight
+                      x (boundary evidence) ** boundary_weight
+
+where the boundary evidence is the geometric mean of the start probability near its
+start and the end probability near its end (an end at the video's edge counts as 1: there
+is no seam to see). Near-duplicates are thinned by Gaussian soft-NMS, which decays rather
+than deletes overlapping proposals so alternative boundaries survive for AR@N. Everything
+here works in seconds once the step grid has been converted with
+:class:`avdf.timebase.MediaSpec`.
 """
 
 from __future__ import annotations
@@ -24,10 +35,13 @@ from avdf.types import ScoredSegment, Segment
 class DecodeConfig:
     """Tunable post-processing parameters (named so they can be searched and reported)."""
 
-    pre_threshold: float = 0.1  # steps below this fake probability propose nothing
+    pre_threshold: float = 0.1  # (step, level) pairs below this probability propose nothing
     sigma: float = 0.5  # Gaussian soft-NMS width: score *= exp(-iou**2 / sigma)
     top_k: int = 100  # proposals kept per video (AR@100 needs 100)
     min_score: float = 1e-3  # proposals decayed below this are dropped
+    inside_weight: float = 1.0  # exponent of the mean step probability inside
+    boundary_weight: float = 0.5  # exponent of the boundary evidence
+    snap_steps: int = 2  # ends move to a boundary peak within this many steps (0: off)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pre_threshold <= 1.0:
@@ -38,6 +52,8 @@ class DecodeConfig:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.min_score < 0.0:
             raise ValueError(f"min_score must be non-negative, got {self.min_score}")
+        if self.inside_weight < 0.0 or self.boundary_weight < 0.0 or self.snap_steps < 0:
+            raise ValueError("inside_weight, boundary_weight and snap_steps must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,8 +67,11 @@ class DecodeConfig:
 
 # Values `avdf tune` searches (the grid of every combination), per DecodeConfig field.
 SEARCH_SPACE: dict[str, tuple[float, ...]] = {
-    "pre_threshold": (0.05, 0.1, 0.2, 0.3, 0.5),
+    "pre_threshold": (0.02, 0.05, 0.1, 0.2),
     "sigma": (0.25, 0.5, 1.0),
+    "inside_weight": (0.0, 1.0),
+    "boundary_weight": (0.0, 0.5, 1.0),
+    "snap_steps": (0, 2),
 }
 
 
@@ -117,50 +136,114 @@ def _mean_over_segments(
     return (cumsum[last] - cumsum[first]) / (last - first)
 
 
+def _near_max(prob: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Max of per-step ``prob`` (N,) over the steps whose centre is within 1 step of each
+    position (step coordinates), (M,)."""
+    n = len(prob)
+    nearest = np.floor(positions).astype(np.int64)
+    idx = np.clip(nearest[:, None] + np.arange(-1, 2)[None, :], 0, n - 1)  # (M, 3)
+    centres = idx + 0.5
+    close = np.abs(centres - positions[:, None]) <= 1.0
+    return np.where(close, prob[idx], 0.0).max(axis=1)
+
+
+def _boundary_evidence(prob: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Boundary probability near each position; 1 within a step of the video's edges."""
+    n = len(prob)
+    at_edge = (positions < 1.0) | (positions > n - 1.0)
+    return np.where(at_edge, 1.0, _near_max(prob, positions))
+
+
+def _snap(prob: np.ndarray, positions: np.ndarray, radius: int) -> np.ndarray:
+    """Move each position (step coordinates) to the probability-weighted centre of the
+    steps within ``radius`` whose boundary probability is at least half the local peak;
+    positions with no peak above 0.3 stay."""
+    n = len(prob)
+    nearest = np.floor(positions).astype(np.int64)
+    idx = np.clip(nearest[:, None] + np.arange(-radius, radius + 1)[None, :], 0, n - 1)
+    p = prob[idx]  # (M, 2r + 1)
+    peak = p.max(axis=1, keepdims=True)
+    w = np.where(p >= 0.5 * peak, p, 0.0)
+    centre = (w * (idx + 0.5)).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12)
+    # The bump straddles the seam: its weighted centre of step centres is the seam itself.
+    return np.where(peak[:, 0] >= 0.3, centre, positions)
+
+
 def decode_proposals(
     fake_prob: np.ndarray,
-    boundaries: np.ndarray,
+    level_prob: np.ndarray,
+    level_boundaries: np.ndarray,
     spec: MediaSpec,
     duration: float,
+    start_prob: np.ndarray | None = None,
+    end_prob: np.ndarray | None = None,
     audio_prob: np.ndarray | None = None,
     visual_prob: np.ndarray | None = None,
     config: DecodeConfig = DecodeConfig(),
 ) -> tuple[ScoredSegment, ...]:
     """Decode a whole video's stitched step outputs into at most ``top_k`` proposals.
 
-    ``fake_prob`` (N,) per-step fake probability; ``boundaries`` (N, 2) non-negative
-    distances in steps from each step centre to the segment's (start, end);
-    ``audio_prob`` / ``visual_prob`` (N,) per-step modality probabilities (optional) give
-    each proposal's attribution as their mean over the steps inside it. ``duration`` in
-    seconds. Proposals are clipped to ``[0, duration]``, zero-length ones dropped, and the
-    result is sorted by descending score.
+    ``fake_prob`` (N,) dense step fake probability; ``level_prob`` (N, L) each level's
+    probability at each step; ``level_boundaries`` (N, L, 2) distances in steps from each
+    step centre to the (start, end) that level proposes; ``start_prob`` / ``end_prob`` (N,)
+    boundary probabilities (optional); ``audio_prob`` / ``visual_prob`` (N,) per-step
+    modality probabilities (optional) give each proposal's attribution as their mean over
+    the steps inside it. ``duration`` in seconds. Proposals are clipped to
+    ``[0, duration]``, zero-length ones dropped, and the result is sorted by descending
+    score.
     """
     fake_prob = np.asarray(fake_prob, dtype=np.float64)
-    boundaries = np.asarray(boundaries, dtype=np.float64)
     n = len(fake_prob)
-    if boundaries.shape != (n, 2):
-        raise ValueError(f"boundaries must be ({n}, 2), got {boundaries.shape}")
-    candidates = np.flatnonzero(fake_prob > config.pre_threshold)
-    if not len(candidates):
+    level_prob = np.asarray(level_prob, dtype=np.float64).reshape(n, -1)
+    n_levels = level_prob.shape[1]
+    level_boundaries = np.asarray(level_boundaries, dtype=np.float64)
+    if level_boundaries.shape != (n, n_levels, 2):
+        raise ValueError(
+            f"level_boundaries must be ({n}, {n_levels}, 2), got {level_boundaries.shape}"
+        )
+    steps, levels = np.nonzero(level_prob > config.pre_threshold)
+    if not len(steps):
         return ()
-    centres = (candidates + 0.5) * spec.step_seconds  # seconds
-    distances = np.clip(boundaries[candidates], 0.0, None) * spec.step_seconds  # seconds
-    starts = np.clip(centres - distances[:, 0], 0.0, duration)
-    ends = np.clip(centres + distances[:, 1], 0.0, duration)
-    scores = fake_prob[candidates]
-    valid = ends > starts
+    centres = steps + 0.5  # step coordinates
+    distances = np.clip(level_boundaries[steps, levels], 0.0, None)  # (M, 2) steps
+    starts = np.clip(centres - distances[:, 0], 0.0, n)
+    ends = np.clip(centres + distances[:, 1], 0.0, n)
+    scores = level_prob[steps, levels]
+    boundary_known = start_prob is not None and end_prob is not None
+    if boundary_known:
+        start_prob = np.asarray(start_prob, dtype=np.float64)
+        end_prob = np.asarray(end_prob, dtype=np.float64)
+        if config.snap_steps > 0:
+            starts = _snap(start_prob, starts, config.snap_steps)
+            ends = _snap(end_prob, ends, config.snap_steps)
+    starts_s = np.clip(starts * spec.step_seconds, 0.0, duration)  # seconds
+    ends_s = np.clip(ends * spec.step_seconds, 0.0, duration)
+    valid = ends_s > starts_s
     starts, ends, scores = starts[valid], ends[valid], scores[valid]
+    starts_s, ends_s = starts_s[valid], ends_s[valid]
+    if not len(scores):
+        return ()
+    if config.inside_weight > 0:
+        inside = _mean_over_segments(fake_prob, starts_s, ends_s, spec)
+        scores = scores * np.clip(inside, 0.0, 1.0) ** config.inside_weight
+    if boundary_known and config.boundary_weight > 0:
+        evidence = np.sqrt(
+            _boundary_evidence(start_prob, starts) * _boundary_evidence(end_prob, ends)
+        )
+        scores = scores * evidence**config.boundary_weight
     keep, kept_scores = soft_nms(
-        starts, ends, scores, sigma=config.sigma, top_k=config.top_k, min_score=config.min_score
+        starts_s, ends_s, scores, sigma=config.sigma, top_k=config.top_k, min_score=config.min_score
     )
     if not len(keep):
         return ()
-    starts, ends = starts[keep], ends[keep]
-    audio = None if audio_prob is None else _mean_over_segments(audio_prob, starts, ends, spec)
-    visual = None if visual_prob is None else _mean_over_segments(visual_prob, starts, ends, spec)
+    starts_s, ends_s = starts_s[keep], ends_s[keep]
+    audio = None if audio_prob is None else _mean_over_segments(audio_prob, starts_s, ends_s, spec)
+    visual = (
+        None if visual_prob is None else _mean_over_segments(visual_prob, starts_s, ends_s, spec)
+    )
     return tuple(
         ScoredSegment(
-            Segment(float(starts[i]), float(ends[i])),
+            Segment(float(starts_s[i]), float(ends_s[i])),
             float(kept_scores[i]),
             None if audio is None else float(audio[i]),
             None if visual is None else float(visual[i]),

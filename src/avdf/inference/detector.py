@@ -40,9 +40,10 @@ from avdf.types import Prediction
 
 DEFAULT_WINDOW_STEPS = 64
 BUNDLED_CHECKPOINT = "assets/demo.ckpt"  # inside the avdf package
-# Stitched channels, in order: fake, audio-fake, visual-fake probabilities, then the
-# distances in steps to the segment start and end.
-_CHANNELS = 5
+# Stitched channels, in order: fake, audio-fake, visual-fake, start and end boundary
+# probabilities, then per localization level its probability and the distances in steps
+# from the step centre to the segment start and end.
+_STEP_CHANNELS = 5
 
 
 @dataclass
@@ -54,7 +55,10 @@ class StepOutputs:
     fake_prob: np.ndarray  # (N,) float32
     audio_prob: np.ndarray  # (N,) float32
     visual_prob: np.ndarray  # (N,) float32
-    boundaries: np.ndarray  # (N, 2) float32, steps from the step centre to (start, end)
+    level_prob: np.ndarray  # (N, L) float32, each localization level's probability
+    level_boundaries: np.ndarray  # (N, L, 2) float32, steps from the step centre to the ends
+    start_prob: np.ndarray | None  # (N,) float32 boundary probabilities (None: head has none)
+    end_prob: np.ndarray | None  # (N,)
     window_video_prob: np.ndarray  # (n_windows,) float32, video head per window
     audio_present: np.ndarray  # (N,) bool, audio available at the step
     face_present: np.ndarray  # (N,) bool, face (and so lips) available at the step
@@ -167,21 +171,38 @@ class Detector:
             stats=stats,
         )
 
+    @property
+    def n_levels(self) -> int:
+        return int(self.model.head.n_levels)
+
     def _run_batch(self, windows: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
-        """Model outputs for a batch: per-step channels (B, T, 5) and video prob (B,)."""
+        """Model outputs for a batch: per-step channels (B, T, 5 + 3L) and video prob (B,)."""
         inputs = features_to_inputs(windows, self.window_steps)
         with torch.inference_mode():
             out = self.model(**inputs)
-        channels = torch.stack(
-            [
-                torch.sigmoid(out.fake_logits),
-                torch.sigmoid(out.audio_fake_logits),
-                torch.sigmoid(out.visual_fake_logits),
-                out.boundaries[..., 0].clamp(min=0),
-                out.boundaries[..., 1].clamp(min=0),
-            ],
-            dim=-1,
-        )  # (B, T, 5)
+            level_logits, level_boundaries = out.level_steps()  # (B, T, L), (B, T, L, 2)
+            zeros = torch.zeros_like(out.fake_logits)
+            b, t, n_levels = level_logits.shape
+            per_level = torch.cat(
+                [torch.sigmoid(level_logits).unsqueeze(-1), level_boundaries.clamp(min=0)],
+                dim=-1,
+            ).reshape(b, t, 3 * n_levels)
+            channels = torch.cat(
+                [
+                    torch.stack(
+                        [
+                            torch.sigmoid(out.fake_logits),
+                            torch.sigmoid(out.audio_fake_logits),
+                            torch.sigmoid(out.visual_fake_logits),
+                            zeros if out.start_logits is None else torch.sigmoid(out.start_logits),
+                            zeros if out.end_logits is None else torch.sigmoid(out.end_logits),
+                        ],
+                        dim=-1,
+                    ),
+                    per_level,
+                ],
+                dim=-1,
+            )  # (B, T, 5 + 3L)
         return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy()
 
     def detect_steps(self, path: str | Path) -> StepOutputs:
@@ -217,8 +238,9 @@ class Detector:
         """The shared core: chunks -> windows -> model -> stitched steps. ``duration`` is
         the steps' span (callers replace it with the container's) and ``notes`` empty."""
         chunks = _check_spec(chunks, self.spec, source)
-        stitcher = OverlapStitcher(self.window_steps, _CHANNELS, self.weighting)
-        finished: list[np.ndarray] = []  # (n, 5) blocks of final steps
+        n_channels = _STEP_CHANNELS + 3 * self.n_levels
+        stitcher = OverlapStitcher(self.window_steps, n_channels, self.weighting)
+        finished: list[np.ndarray] = []  # (n, channels) blocks of final steps
         window_probs: list[np.ndarray] = []
         audio_present: list[np.ndarray] = []  # (n,) bool per chunk: a bit per step
         face_present: list[np.ndarray] = []
@@ -244,17 +266,22 @@ class Detector:
         if pending:
             flush()
         finished.append(stitcher.finish())
-        steps = np.concatenate(finished).astype(np.float32)  # (N, 5)
+        steps = np.concatenate(finished).astype(np.float32)  # (N, channels)
         n = len(steps)
         if n == 0:
             raise InputError(source, "no video frames could be decoded")
+        levels = steps[:, _STEP_CHANNELS:].reshape(n, self.n_levels, 3)
+        has_edges = bool(self.model.head.has_boundary_logits)
         return StepOutputs(
             spec=self.spec,
             duration=n * self.spec.step_seconds,
             fake_prob=steps[:, 0],
             audio_prob=steps[:, 1],
             visual_prob=steps[:, 2],
-            boundaries=steps[:, 3:5],
+            level_prob=levels[..., 0],
+            level_boundaries=levels[..., 1:3],
+            start_prob=steps[:, 3] if has_edges else None,
+            end_prob=steps[:, 4] if has_edges else None,
             window_video_prob=np.concatenate(window_probs).astype(np.float32),
             audio_present=np.concatenate(audio_present),
             face_present=np.concatenate(face_present),
@@ -272,9 +299,12 @@ class Detector:
         visual_prob = np.where(steps.face_present, steps.visual_prob, 0.0)  # (N,)
         segments = decode_proposals(
             steps.fake_prob,
-            steps.boundaries,
+            steps.level_prob,
+            steps.level_boundaries,
             steps.spec,
             steps.duration,
+            start_prob=steps.start_prob,
+            end_prob=steps.end_prob,
             audio_prob=audio_prob,
             visual_prob=visual_prob,
             config=self.decode_config,

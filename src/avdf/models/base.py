@@ -17,11 +17,22 @@ from dataclasses import dataclass
 
 import torch
 
+from avdf.models.heads import LevelOutput, levels_per_step
+
 
 @dataclass
 class ModelOutput:
     fake_logits: torch.Tensor  # (B, T) per-step logit "inside a fake segment"
-    boundaries: torch.Tensor  # (B, T, 2) non-negative distances in steps to (start, end)
+    levels: tuple[LevelOutput, ...]  # localization levels (see avdf.models.heads)
+    start_logits: torch.Tensor | None  # (B, T) boundary logits, None for the paper's head
+    end_logits: torch.Tensor | None  # (B, T)
     audio_fake_logits: torch.Tensor  # (B, T) per-step logit "audio manipulated here"
     visual_fake_logits: torch.Tensor  # (B, T) per-step logit "video manipulated here"
     video_logit: torch.Tensor  # (B,) whole-window logit "this video is fake"
+    # (B, T, 3) modalities the model actually used per step (after modality dropout), in
+    # MODALITIES order; the losses ignore labels of a modality it could not see.
+    presence_used: torch.Tensor
+
+    def level_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Level logits (B, T, L) and distances (B, T, L, 2) on the step grid."""
+        return levels_per_step(self.levels, self.fake_logits.shape[1])

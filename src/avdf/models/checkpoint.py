@@ -79,6 +79,22 @@ def _strip_prefix(state: Mapping[str, torch.Tensor], expected: set[str]) -> dict
     raise KeyError(f"state dict does not hold the model's weights (e.g. {missing})")
 
 
+def _upgrade_head(kwargs: dict[str, Any], state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Checkpoints from before the localization heads were pluggable held the paper's
+    single-scale head as ``fake_head`` / ``boundary_head``: load them as that head."""
+    if "head" in kwargs or not any(k.split(".")[-2:-1] == ["fake_head"] for k in state):
+        return state
+    kwargs["head"] = "single_scale"
+    renamed = {"fake_head.": "head.fake.", "boundary_head.": "head.boundaries."}
+    out = {}
+    for key, value in state.items():
+        for old, new in renamed.items():
+            if old in key:
+                key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, MediaSpec, dict[str, Any]]:
@@ -119,6 +135,7 @@ def load_checkpoint(
     try:
         name = str(meta["model_name"])
         kwargs = dict(meta.get("model_kwargs") or {})
+        state = _upgrade_head(kwargs, state)
         spec_raw = meta["media_spec"]
         spec = spec_raw if isinstance(spec_raw, MediaSpec) else MediaSpec.from_dict(spec_raw)
         model = create_model(name, **kwargs)

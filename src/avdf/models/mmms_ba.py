@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from avdf.models.attention import FUSIONS
 from avdf.models.base import ModelOutput
 from avdf.models.blocks import create_block
+from avdf.models.heads import create_head
 from avdf.models.registry import jsonable, register_model
 from avdf.timebase import MediaSpec
 from avdf.types import MODALITIES
@@ -81,9 +82,8 @@ class MMMSBA(nn.Module):
         fusion_dim, fusion_dropout: the dense fusion layer (+ ReLU + dropout).
         modality_dropout: in training, probability per sample and modality of hiding that
             modality for the whole window (never all of a sample's available modalities).
-
-    The boundary head is ``softplus(linear)``: non-negative and, unlike ``exp``, linear for
-    large distances so a long segment does not produce exploding gradients.
+        head: localization head in :mod:`avdf.models.heads` ("pyramid" or the paper's
+            "single_scale"); head_kwargs: its arguments.
     """
 
     def __init__(
@@ -104,6 +104,8 @@ class MMMSBA(nn.Module):
         fusion_dim: int = 128,
         fusion_dropout: float = 0.3,
         modality_dropout: float = 0.1,
+        head: str = "pyramid",
+        head_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         unknown = [m for m in modalities if m not in MODALITIES]
@@ -142,8 +144,7 @@ class MMMSBA(nn.Module):
         self.fusion_layer = nn.Sequential(
             nn.Linear(self.fusion.out_dim, fusion_dim), nn.ReLU(), nn.Dropout(fusion_dropout)
         )
-        self.fake_head = nn.Linear(fusion_dim, 1)
-        self.boundary_head = nn.Linear(fusion_dim, 2)
+        self.head = create_head(head, fusion_dim, **dict(head_kwargs or {}))
         self.modality_head = nn.Linear(fusion_dim, 2)  # (audio-fake, visual-fake)
         self.video_head = nn.Linear(2 * fusion_dim, 1)  # [masked mean ; masked max]
 
@@ -165,6 +166,8 @@ class MMMSBA(nn.Module):
                 "fusion_dim": fusion_dim,
                 "fusion_dropout": fusion_dropout,
                 "modality_dropout": modality_dropout,
+                "head": head,
+                "head_kwargs": dict(head_kwargs or {}),
             }
         )
         self.model_name = fusion  # create_model overwrites with the registered name
@@ -251,14 +254,19 @@ class MMMSBA(nn.Module):
         ]
         fused = self.fusion_layer(self.fusion(features, valid))  # (B, T, fusion_dim)
 
-        boundaries = F.softplus(self.boundary_head(fused))  # (B, T, 2) steps to (start, end)
+        localization = self.head(fused, step_mask)
         modality_logits = self.modality_head(fused)  # (B, T, 2)
+        used = torch.zeros(b, t, len(MODALITIES), dtype=torch.bool, device=present.device)
+        used[..., [MODALITIES.index(m) for m in self.modalities]] = present
         return ModelOutput(
-            fake_logits=self.fake_head(fused).squeeze(-1),
-            boundaries=boundaries,
+            fake_logits=localization.fake_logits,
+            levels=localization.levels,
+            start_logits=localization.start_logits,
+            end_logits=localization.end_logits,
             audio_fake_logits=modality_logits[..., 0],
             visual_fake_logits=modality_logits[..., 1],
             video_logit=self.video_head(_masked_mean_max(fused, step_mask)).squeeze(-1),
+            presence_used=used,
         )
 
 
@@ -293,6 +301,12 @@ def mmms_ba_paper(**kwargs: Any) -> MMMSBA:
         "fusion_dim": 100,
     }
     return MMMSBA(**{**paper, **kwargs})
+
+
+@register_model("mmms_ba_single_scale")
+def mmms_ba_single_scale(**kwargs: Any) -> MMMSBA:
+    """Ablation: MMMS-BA with the paper's single-scale localization head."""
+    return MMMSBA(**{"fusion": "mmms_ba", "head": "single_scale", **kwargs})
 
 
 @register_model("mmus_sa")

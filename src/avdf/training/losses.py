@@ -1,4 +1,4 @@
-"""Losses of the four heads (DESIGN §4.5), each written out here with its formula.
+"""Losses of the heads (DESIGN §4.5, §12.1), each written out here with its formula.
 
 All per-step losses take a boolean ``valid`` mask ``(B, T)`` so padded steps (and steps
 whose labels are unknown) never contribute.
@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from avdf.models.base import ModelOutput
+from avdf.models.heads import LevelOutput
+from avdf.types import MODALITIES
 
 EPS = 1e-8
 
@@ -62,12 +64,95 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor)
 
 @dataclass(frozen=True)
 class LossWeights:
-    classification: float = 1.0
-    regression: float = 1.0
+    """Weights of the loss terms and the focal parameters of the level classifiers.
+
+    The dense step classifier uses plain BCE: about a fifth of the steps are positive in
+    LAV-DF-like data, far from the 1e-4 of RetinaNet's anchors, and focal down-weighting
+    with alpha 0.25 squashed its probabilities (measured: [0.22, 0.51]). The level
+    classifiers see centre-sampled positives (a few cells per segment), which is the sparse
+    regime focal loss was made for, so they keep it.
+    """
+
+    classification: float = 1.0  # dense step BCE
+    level_classification: float = 1.0  # focal, per level, over cells
+    regression: float = 1.0  # DIoU, each segment's positives weighted to sum to one
+    boundary: float = 0.5  # start / end soft targets
     modality: float = 0.5
     video: float = 0.5
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
+
+
+@dataclass
+class LevelTargets:
+    positive: torch.Tensor  # (B, T_l) bool
+    boundaries: torch.Tensor  # (B, T_l, 2) steps from the cell centre to (start, end)
+    weight: torch.Tensor  # (B, T_l) regression weight: 1 / (positives of the same segment)
+    valid: torch.Tensor  # (B, T_l) bool, cells whose step counts for the loss
+
+
+def level_targets(
+    level: LevelOutput, fake: torch.Tensor, boundaries: torch.Tensor, valid: torch.Tensor
+) -> LevelTargets:
+    """Cell targets of one level from the step targets.
+
+    ``fake`` (B, T) 0/1, ``boundaries`` (B, T, 2) steps from each step centre to its
+    segment's ends, ``valid`` (B, T) bool. A cell of stride ``s`` centred at ``c`` takes the
+    segment of the step containing ``c``; it is positive when ``c`` lies strictly inside
+    that segment, the segment's length is in the level's range, and ``c`` is within
+    ``centre_radius * s`` steps of the segment centre.
+    """
+    b, t = fake.shape
+    s = level.stride
+    n_cells = level.logits.shape[1]
+    centre = (torch.arange(n_cells, device=fake.device, dtype=fake.dtype) + 0.5) * s  # (T_l,)
+    step = centre.floor().long().clamp(max=t - 1)  # the step containing each cell centre
+    inside = fake[:, step] > 0.5  # (B, T_l)
+    step_centre = (step + 0.5).to(fake.dtype)
+    seg_start = step_centre - boundaries[:, step, 0]  # (B, T_l) step coordinates
+    seg_end = step_centre + boundaries[:, step, 1]
+    d_start, d_end = centre - seg_start, seg_end - centre
+    length = seg_end - seg_start
+    near_centre = (centre - 0.5 * (seg_start + seg_end)).abs() <= level.centre_radius * s
+    cell_valid = valid[:, step] & level.mask
+    positive = (
+        cell_valid
+        & inside
+        & (d_start > 0)
+        & (d_end > 0)
+        & (length >= level.min_length)
+        & (length < level.max_length)
+        & near_centre
+    )
+    # Each segment's positives share one unit of regression weight (long segments would
+    # otherwise dominate). A segment is identified by its batch row and its start.
+    weight = torch.zeros_like(fake[:, :n_cells])
+    if positive.any():
+        rows = torch.arange(b, device=fake.device).unsqueeze(1).expand(b, n_cells)[positive]
+        keys = torch.stack([rows.to(fake.dtype), torch.round(seg_start[positive] * 16)], dim=1)
+        _, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+        weight[positive] = 1.0 / counts[inverse].to(fake.dtype)
+    targets = torch.stack([d_start, d_end], dim=-1).clamp_min(0.0)
+    return LevelTargets(positive, targets, weight, cell_valid)
+
+
+def visible_fake_mask(
+    batch: Mapping[str, torch.Tensor], presence_used: torch.Tensor
+) -> torch.Tensor:
+    """(B, T) bool: steps whose labels the model could check.
+
+    A fake step whose every manipulated modality was hidden from the model (modality
+    dropout, or absent in the video) is label noise: it is left out of the localization
+    losses. Needs per-modality labels; without them every step counts.
+    """
+    audio_seen = presence_used[..., MODALITIES.index("audio")]
+    visual_seen = (
+        presence_used[..., MODALITIES.index("face")] | presence_used[..., MODALITIES.index("lips")]
+    )
+    audio_fake, visual_fake = batch["audio_fake"] > 0.5, batch["visual_fake"] > 0.5
+    checkable = (audio_fake & audio_seen) | (visual_fake & visual_seen)
+    hidden = (batch["fake"] > 0.5) & ~checkable & batch["modality_known"][:, None]
+    return batch["step_mask"] & ~hidden
 
 
 def detection_losses(
@@ -76,44 +161,90 @@ def detection_losses(
     """All head losses for one batch and their weighted sum under ``"loss"``.
 
     ``batch`` holds the targets from :func:`avdf.data.dataset.collate`: ``step_mask`` (B, T)
-    bool, ``fake`` (B, T), ``boundaries`` (B, T, 2), ``audio_fake`` / ``visual_fake`` (B, T),
-    ``modality_known`` (B,) bool, ``video_target`` (B,), ``video_known`` (B,) bool.
+    bool, ``fake`` (B, T), ``boundaries`` (B, T, 2), ``start`` / ``end`` (B, T) soft
+    boundary targets, ``audio_fake`` / ``visual_fake`` (B, T), ``modality_known`` (B,) bool,
+    ``video_target`` (B,), ``video_known`` (B,) bool.
 
-    The focal loss is summed and divided by the number of positive steps (at least 1), the
-    RetinaNet / ActionFormer normaliser, so the easy negatives of long real stretches do not
-    drown the few fake steps; DIoU is averaged over positive steps.
+    - classification: BCE of the step logits, mean over valid steps;
+    - level_classification: focal loss over every level's valid cells, divided by the
+      number of positive cells (at least 1), the RetinaNet / ActionFormer normaliser;
+    - regression: DIoU per positive cell, each segment's cells summing to weight one,
+      divided by the number of (segment, level) pairs;
+    - boundary: BCE of the start / end logits against the soft targets, summed and divided
+      by the number of boundaries (the targets' mass), so rare seams are not drowned;
+    - modality: BCE of the audio- / visual-fake logits where the dataset labels them and
+      the model could see that modality;
+    - video: BCE of the window's video logit.
     """
-    valid = batch["step_mask"]  # (B, T) bool
+    valid = visible_fake_mask(batch, out.presence_used)  # (B, T) bool
     fake = batch["fake"]  # (B, T)
-    positive = valid & (fake > 0.5)  # (B, T)
-    n_positive = positive.sum().clamp_min(1)
+    classification = masked_bce(out.fake_logits, fake, valid)
 
-    focal = sigmoid_focal_loss(out.fake_logits, fake, weights.focal_alpha, weights.focal_gamma)
-    classification = (focal * valid).sum() / n_positive
+    level_cls, regression = [], []
+    n_positive = out.fake_logits.new_zeros(())
+    n_segments = out.fake_logits.new_zeros(())
+    for level in out.levels:
+        target = level_targets(level, fake, batch["boundaries"], valid)
+        n_positive = n_positive + target.positive.sum()
+        n_segments = n_segments + target.weight.sum()
+        if level.classify:
+            focal = sigmoid_focal_loss(
+                level.logits,
+                target.positive.to(fake.dtype),
+                weights.focal_alpha,
+                weights.focal_gamma,
+            )
+            level_cls.append((focal * target.valid).sum())
+        if target.positive.any():
+            diou = diou_loss_1d(
+                level.boundaries[target.positive], target.boundaries[target.positive]
+            )
+            regression.append((diou * target.weight[target.positive]).sum())
+        else:
+            # Keep the graph connected so every rank in DDP runs the same backward.
+            regression.append(level.boundaries.sum() * 0.0)
+    level_classification = (
+        sum(level_cls) / n_positive.clamp_min(1) if level_cls else classification * 0.0
+    )
+    regression_loss = sum(regression) / n_segments.clamp_min(1)
 
-    if positive.any():
-        regression = diou_loss_1d(out.boundaries[positive], batch["boundaries"][positive]).mean()
+    if out.start_logits is not None and out.end_logits is not None:
+        edge_valid = batch["step_mask"]
+        bce_start = F.binary_cross_entropy_with_logits(
+            out.start_logits, batch["start"], reduction="none"
+        )
+        bce_end = F.binary_cross_entropy_with_logits(out.end_logits, batch["end"], reduction="none")
+        mass = ((batch["start"] + batch["end"]) * edge_valid).sum().clamp_min(1)
+        boundary = ((bce_start + bce_end) * edge_valid).sum() / mass
     else:
-        # Keep the graph connected so every rank in DDP runs the same backward.
-        regression = out.boundaries.sum() * 0.0
+        boundary = out.fake_logits.sum() * 0.0
 
-    modality_valid = valid & batch["modality_known"][:, None]  # (B, T)
+    known = batch["step_mask"] & batch["modality_known"][:, None]  # (B, T)
+    audio_seen = out.presence_used[..., MODALITIES.index("audio")]
+    visual_seen = (
+        out.presence_used[..., MODALITIES.index("face")]
+        | out.presence_used[..., MODALITIES.index("lips")]
+    )
     modality = 0.5 * (
-        masked_bce(out.audio_fake_logits, batch["audio_fake"], modality_valid)
-        + masked_bce(out.visual_fake_logits, batch["visual_fake"], modality_valid)
+        masked_bce(out.audio_fake_logits, batch["audio_fake"], known & audio_seen)
+        + masked_bce(out.visual_fake_logits, batch["visual_fake"], known & visual_seen)
     )
     video = masked_bce(out.video_logit, batch["video_target"], batch["video_known"])
 
     total = (
         weights.classification * classification
-        + weights.regression * regression
+        + weights.level_classification * level_classification
+        + weights.regression * regression_loss
+        + weights.boundary * boundary
         + weights.modality * modality
         + weights.video * video
     )
     return {
         "loss": total,
         "classification": classification,
-        "regression": regression,
+        "level_classification": level_classification,
+        "regression": regression_loss,
+        "boundary": boundary,
         "modality": modality,
         "video": video,
     }
