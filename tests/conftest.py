@@ -1,10 +1,7 @@
-"""Shared test settings and fixtures: where the real media lives."""
+"""Shared test settings. Where the real media lives: see ``media_fixtures``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from hypothesis import settings
 
 # The same examples on every run: a CI result must not depend on the draw. (Run with
@@ -12,18 +9,3 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("repeatable")
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MEDIA = REPO.parent / "shared" / "media"
-
-
-@pytest.fixture(scope="session")
-def shared_media() -> Path:
-    if not (SHARED_MEDIA / "talking").is_dir():
-        pytest.skip(f"shared media not found at {SHARED_MEDIA}")
-    return SHARED_MEDIA
-
-
-@pytest.fixture(scope="session")
-def talking_clips(shared_media: Path) -> list[Path]:
-    return sorted((shared_media / "talking").glob("*.mp4"))

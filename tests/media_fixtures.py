@@ -1,7 +1,13 @@
-"""Odd and broken media files made from the shared talking-face clips, with PyAV only.
+"""Where the tests' real media lives, and odd and broken files made from it with PyAV only.
 
-Every function writes into a folder the caller owns (a pytest ``tmp_path``) and returns the
-path. Clips are kept short so the whole set encodes in a few seconds on two cores.
+Core tests read only files inside the repository: the package's bundled talking clips and
+speech (``src/avdf/assets/synth_media``) and a few more clips kept for the tests
+(``tests/media``); both folders list origin and licence of each file in ``SOURCES.tsv``.
+``../shared/media``, when it sits next to the checkout, only adds clips to the tests that run
+over every clip they can find.
+
+Every file-making function writes into a folder the caller owns (a pytest ``tmp_path``) and
+returns the path. Clips are kept short so the whole set encodes in a few seconds on two cores.
 """
 
 from __future__ import annotations
@@ -12,15 +18,47 @@ from pathlib import Path
 import av
 import numpy as np
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-TALKING = MEDIA / "talking"
-SPEECH = MEDIA / "speech"
-# A 224x224 25 fps H.264 clip with 16 kHz AAC: small and fast to re-encode.
-SOURCE = TALKING / "talking-face_pc-avs_00015.mp4"
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_MEDIA = REPO / "src" / "avdf" / "assets" / "synth_media"
+TEST_MEDIA = REPO / "tests" / "media"
+MEDIA_ROOTS = (BUNDLED_MEDIA, TEST_MEDIA)
+SHARED_MEDIA = REPO.parent / "shared" / "media"  # optional: extra clips when present
+
+
+def media_file(kind: str, name: str) -> Path:
+    """``talking/<name>`` or ``speech/<name>`` from the repository's own media folders."""
+    for root in MEDIA_ROOTS:
+        if (root / kind / name).is_file():
+            return root / kind / name
+    raise FileNotFoundError(f"{kind}/{name} is in none of {[str(r) for r in MEDIA_ROOTS]}")
+
+
+def talking(name: str) -> Path:
+    return media_file("talking", name)
+
+
+def speech(name: str) -> Path:
+    return media_file("speech", name)
+
+
+# A 224x224 25 fps H.264 clip with 16 kHz AAC (6.96 s): small and fast to re-encode.
+SOURCE = talking("talking-face_pc-avs_00015.mp4")
 
 
 def talking_clips() -> list[Path]:
-    return sorted(TALKING.glob("*.mp4"))
+    """Every talking clip in the repository, then those only ``../shared`` has (if present)."""
+    by_name: dict[str, Path] = {}
+    for root in (*MEDIA_ROOTS, SHARED_MEDIA):  # the first folder holding a name wins
+        for path in sorted(root.glob("talking/*.mp4")):
+            by_name.setdefault(path.name, path)
+    return list(by_name.values())
+
+
+def shared_talking(name: str) -> list[Path]:
+    """``[path]`` of a clip only ``../shared`` has, or ``[]`` without it: for parametrizing
+    extended tests, which then are not collected (rather than skipped) in a plain clone."""
+    path = SHARED_MEDIA / "talking" / name
+    return [path] if path.is_file() else []
 
 
 def source_frames(src: Path = SOURCE, seconds: float | None = None) -> tuple[np.ndarray, float]:

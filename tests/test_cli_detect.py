@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import media_fixtures as fx
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,7 @@ from avdf.reports.challenge import read_detection, read_localization
 from avdf.timebase import MediaSpec
 from avdf.types import Prediction
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
-CLIP = MEDIA / "talking-face_pc-avs_517600055.mp4"  # 4.48 s, 224x224, with audio
+CLIP = fx.talking("talking-face_pc-avs_517600055.mp4")  # 4.48 s, 224x224, with audio
 
 
 @pytest.fixture(scope="module")

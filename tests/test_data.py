@@ -6,6 +6,7 @@ import logging
 import math
 from pathlib import Path
 
+import media_fixtures as fx
 import numpy as np
 import pytest
 import torch
@@ -124,7 +125,6 @@ def test_negative_steps_rejected() -> None:
 # --- the window dataset on a real cache ----------------------------------------------------
 # Three short real clips run through the real preprocessing pipeline. Their labels are made
 # up (the clips are not manipulated): the data layer only needs consistent segments.
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
 CLIPS = {
     "real/a": ("talking-face_pc-avs_00067.mp4", 0, (), (), ()),
     "fake/b": (
@@ -153,7 +153,7 @@ def cached_samples(base: Path) -> tuple[list[Sample], Path]:
     cache_dir = base / "cache"
     samples = []
     for vid, (name, label, segs, audio, visual) in CLIPS.items():
-        path = MEDIA / name
+        path = fx.talking(name)
         cache_video(path, cache_path_for(cache_dir, vid), SPEC)
         samples.append(Sample(vid, "test", "train", str(path), None, label, segs, audio, visual))
     return samples, cache_dir

@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import media_fixtures as fx
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,7 +22,6 @@ from avdf.datasets._common import SUBSETS, container_duration, parse_segments
 from avdf.errors import InputError, MetadataError
 from avdf.types import Sample, Segment
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
 CLIP_FRAMES = 20  # 0.8 s at 25 fps
 CLIP_SECONDS = CLIP_FRAMES / 25
 
@@ -65,7 +65,7 @@ def cut_clip(source: Path, out: Path, frames: int = CLIP_FRAMES, size: int = 64)
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("clips")
     names = ["talking-face_pc-avs_00015.mp4", "talking-face_pc-avs_00067.mp4"]
-    return [cut_clip(MEDIA / n, folder / f"clip{i}.mp4") for i, n in enumerate(names)]
+    return [cut_clip(fx.talking(n), folder / f"clip{i}.mp4") for i, n in enumerate(names)]
 
 
 def place(clip: Path, root: Path, relative: str) -> Path:

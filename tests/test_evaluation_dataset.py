@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import media_fixtures as fx
 import pytest
 import torch
 
@@ -35,7 +36,6 @@ from avdf.types import Sample
 
 SPEC = MediaSpec()
 SPLIT = "train"
-TALKING = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
 # A LAV-DF-layout miniature of real 224x224 talking-face clips (4.5-7 s): 4 train videos,
 # one real, and 1 test video. The labels are arbitrary (the model is untrained); the corpus
 # only has to exercise the real plumbing. (`avdf.synth` builds such a corpus with true
@@ -60,15 +60,13 @@ def one_thread() -> object:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not TALKING.is_dir():
-        pytest.skip(f"shared media not found at {TALKING}")
     root = tmp_path_factory.mktemp("corpus")
     records = []
     for file, clip, periods, modify_video, modify_audio in CORPUS:
         (root / file).parent.mkdir(exist_ok=True)
-        (root / file).symlink_to(TALKING / clip)
+        (root / file).symlink_to(fx.talking(clip))
         records.append(
-            {"file": file, "split": file.split("/")[0], "duration": probe(TALKING / clip).duration,
+            {"file": file, "split": file.split("/")[0], "duration": probe(fx.talking(clip)).duration,
              "fake_periods": periods, "n_fakes": len(periods), "modify_video": modify_video,
              "modify_audio": modify_audio}
         )  # fmt: skip

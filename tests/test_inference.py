@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import av
+import media_fixtures as fx
 import numpy as np
 import pytest
 import torch
@@ -190,8 +191,7 @@ def test_short_video_is_one_padded_window() -> None:
 
 # --- Detector end to end: real clips, real pipeline, a small untrained model ------------
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
-CLIP = MEDIA / "talking-face_pc-avs_517600055.mp4"  # 4.48 s, 224x224, with audio
+CLIP = fx.talking("talking-face_pc-avs_517600055.mp4")  # 4.48 s, 224x224, with audio
 
 
 def tiny_checkpoint(path: Path, window_steps: int = 32) -> Path:

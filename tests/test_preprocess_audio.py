@@ -18,7 +18,7 @@ SPEC = MediaSpec()
 @pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """~3.3 s of real speech at 16 kHz mono, decoded by our decoder."""
-    path = fx.SPEECH / "speechbrain_spk1_snt1.wav"
+    path = fx.speech("speechbrain_spk1_snt1.wav")
     return np.concatenate(list(iter_audio_from_wav(path)))
 
 

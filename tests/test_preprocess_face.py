@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import cv2
+import media_fixtures as fx
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,12 +29,11 @@ from avdf.preprocess.face import (
 )
 from avdf.timebase import MediaSpec
 
-TALKING = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
-CLIPS = sorted(TALKING.glob("*.mp4"))
+CLIPS = fx.talking_clips()
 SPEC = MediaSpec()
-SMALL_CLIP = TALKING / "talking-face_pc-avs_00015.mp4"  # 224x224
-OTHER_SMALL_CLIP = TALKING / "talking-face_pc-avs_00104.mp4"  # 224x224, another person
-PORTRAIT_CLIP = TALKING / "real3dportrait_May_5s.mp4"  # 512x512
+SMALL_CLIP = fx.talking("talking-face_pc-avs_00015.mp4")  # 224x224
+OTHER_SMALL_CLIP = fx.talking("talking-face_pc-avs_00104.mp4")  # 224x224, another person
+PORTRAIT_CLIP = fx.talking("real3dportrait_May_5s.mp4")  # 512x512
 
 
 @cache
@@ -116,7 +116,7 @@ def test_face_found_on_every_clip(tracker: FaceTracker, clip: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "clip", [SMALL_CLIP, PORTRAIT_CLIP, TALKING / "latentsync_demo2_video.mp4"]
+    "clip", [SMALL_CLIP, PORTRAIT_CLIP, *fx.shared_talking("latentsync_demo2_video.mp4")]
 )
 def test_crops_are_aligned(tracker: FaceTracker, clip: Path) -> None:
     """An independent mesh run finds the eyes on the template in the face crop, and the lips at
