@@ -238,7 +238,9 @@ def test_detect_real_clip(detector: Detector) -> None:
     assert abs(steps.n_steps - detector.spec.steps_in(prediction.duration)) <= 1
     # 112 steps, window 32, hop 16: windows start at 0, 16, ..., 80.
     assert len(steps.window_video_prob) == (steps.n_steps - 32 + 15) // 16 + 1
-    assert steps.boundaries.shape == (steps.n_steps, 2) and (steps.boundaries >= 0).all()
+    n_levels = detector.n_levels
+    assert steps.level_boundaries.shape == (steps.n_steps, n_levels, 2)
+    assert (steps.level_boundaries >= 0).all()
     for probs in (steps.fake_prob, steps.audio_prob, steps.visual_prob):
         assert probs.shape == (steps.n_steps,) and ((probs > 0) & (probs < 1)).all()
     assert 0.0 <= prediction.score <= 1.0
@@ -265,7 +267,11 @@ def test_single_window_matches_direct_forward(tmp_path: Path) -> None:
     n = features.n_steps
     assert steps.n_steps == n and len(steps.window_video_prob) == 1
     np.testing.assert_allclose(steps.fake_prob, torch.sigmoid(out.fake_logits[0, :n]), atol=1e-5)
-    np.testing.assert_allclose(steps.boundaries, out.boundaries[0, :n], atol=1e-4)
+    level_logits, level_boundaries = out.level_steps()
+    np.testing.assert_allclose(steps.level_prob, torch.sigmoid(level_logits[0, :n]), atol=1e-5)
+    np.testing.assert_allclose(
+        steps.level_boundaries, level_boundaries[0, :n].clamp(min=0), atol=1e-4
+    )
 
 
 @pytest.mark.slow

@@ -60,7 +60,14 @@ def build(name: str, **kwargs) -> torch.nn.Module:
 
 
 def as_tensors(out: ModelOutput) -> dict[str, torch.Tensor]:
-    return {k: getattr(out, k) for k in ModelOutput.__dataclass_fields__}
+    """Every floating-point tensor of the output, levels included."""
+    tensors = {k: getattr(out, k) for k in ModelOutput.__dataclass_fields__}
+    for i, level in enumerate(tensors.pop("levels")):
+        tensors[f"level{i}_logits"] = level.logits
+        tensors[f"level{i}_boundaries"] = level.boundaries
+    return {
+        k: v for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+    }
 
 
 def test_registry_has_the_paper_variants() -> None:
@@ -100,10 +107,12 @@ def test_output_shapes(name: str, modalities: tuple[str, ...]) -> None:
     out = model(**inputs)
     assert isinstance(out, ModelOutput)
     assert out.fake_logits.shape == (2, 7)
-    assert out.boundaries.shape == (2, 7, 2)
+    level_logits, level_boundaries = out.level_steps()
+    assert level_logits.shape[:2] == (2, 7) and level_boundaries.shape[:2] == (2, 7)
+    assert level_boundaries.shape[-1] == 2
     assert out.audio_fake_logits.shape == out.visual_fake_logits.shape == (2, 7)
     assert out.video_logit.shape == (2,)
-    assert bool((out.boundaries >= 0).all())
+    assert all(bool((level.boundaries >= 0).all()) for level in out.levels)
     assert all(torch.isfinite(v).all() for v in as_tensors(out).values())
     # Same output type in training mode.
     assert isinstance(model.train()(**inputs), ModelOutput)
@@ -135,8 +144,10 @@ def test_padding_never_changes_real_steps(name: str) -> None:
         if key == "video_logit":
             torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
         else:
-            torch.testing.assert_close(a[key][0], b[key][0, :20], rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(a[key][1, :13], b[key][1, :13], rtol=1e-5, atol=1e-5)
+            n = a[key].shape[1]  # level tensors have ceil(T / stride) cells
+            torch.testing.assert_close(a[key][0], b[key][0, :n], rtol=1e-5, atol=1e-5)
+            m = -(-13 * n // 20)  # cells holding the 13 real steps of row 1
+            torch.testing.assert_close(a[key][1, :m], b[key][1, :m], rtol=1e-5, atol=1e-5)
 
 
 def test_gru_is_packed_padding_would_otherwise_leak() -> None:

@@ -10,14 +10,17 @@ import torch
 import yaml
 
 from avdf.models.base import ModelOutput
+from avdf.models.heads import LevelOutput
 from avdf.timebase import MediaSpec
 from avdf.training.config import ConfigError, config_from_dict, load_config
 from avdf.training.losses import (
     LossWeights,
     detection_losses,
     diou_loss_1d,
+    level_targets,
     masked_bce,
     sigmoid_focal_loss,
+    visible_fake_mask,
 )
 from avdf.training.module import warmup_cosine
 
@@ -67,6 +70,7 @@ def test_masked_bce_ignores_masked_entries() -> None:
 
 
 def _batch_and_output(b: int = 2, t: int = 6) -> tuple[dict, ModelOutput]:
+    """A batch with one 3-step fake segment (steps 1-3 of row 0) and a single-scale output."""
     torch.manual_seed(0)
     fake = torch.zeros(b, t)
     fake[0, 1:4] = 1
@@ -76,18 +80,34 @@ def _batch_and_output(b: int = 2, t: int = 6) -> tuple[dict, ModelOutput]:
         "step_mask": torch.ones(b, t, dtype=torch.bool),
         "fake": fake,
         "boundaries": boundaries,
+        "start": torch.zeros(b, t),
+        "end": torch.zeros(b, t),
         "audio_fake": fake.clone(),
         "visual_fake": torch.zeros(b, t),
         "modality_known": torch.tensor([True, False]),
         "video_target": torch.tensor([1.0, 0.0]),
         "video_known": torch.tensor([True, True]),
     }
+    logits = torch.randn(b, t, requires_grad=True)
+    level = LevelOutput(
+        stride=1,
+        min_length=0.0,
+        max_length=math.inf,
+        centre_radius=math.inf,
+        logits=logits,
+        boundaries=torch.rand(b, t, 2, requires_grad=True),
+        mask=torch.ones(b, t, dtype=torch.bool),
+        classify=False,
+    )
     out = ModelOutput(
-        torch.randn(b, t, requires_grad=True),
-        torch.rand(b, t, 2, requires_grad=True),
-        torch.randn(b, t, requires_grad=True),
-        torch.randn(b, t, requires_grad=True),
-        torch.randn(b, requires_grad=True),
+        fake_logits=logits,
+        levels=(level,),
+        start_logits=None,
+        end_logits=None,
+        audio_fake_logits=torch.randn(b, t, requires_grad=True),
+        visual_fake_logits=torch.randn(b, t, requires_grad=True),
+        video_logit=torch.randn(b, requires_grad=True),
+        presence_used=torch.ones(b, t, 3, dtype=torch.bool),
     )
     return batch, out
 
@@ -103,9 +123,10 @@ def test_detection_losses_combine_and_mask() -> None:
         + 0.25 * losses["video"]
     )
     torch.testing.assert_close(losses["loss"], expected)
-    # regression only sees the 3 positive steps
+    # regression sees the 3 positive steps of the one segment, weighted to sum to one
     pos = batch["fake"] > 0
-    ref = diou_loss_1d(out.boundaries[pos], batch["boundaries"][pos]).mean()
+    level = out.levels[0]
+    ref = diou_loss_1d(level.boundaries[pos], batch["boundaries"][pos]).mean()
     torch.testing.assert_close(losses["regression"], ref)
     # padding: masking a step changes nothing if its outputs change
     batch["step_mask"][1, -1] = False
@@ -114,7 +135,90 @@ def test_detection_losses_combine_and_mask() -> None:
     out.audio_fake_logits.data[1, -1] += 50
     torch.testing.assert_close(detection_losses(out, batch, w)["loss"], before)
     before.backward()
-    assert out.boundaries.grad is not None and out.video_logit.grad is not None
+    assert level.boundaries.grad is not None and out.video_logit.grad is not None
+
+
+def test_regression_weights_each_segment_equally() -> None:
+    # Row 0: a 2-step and a 6-step segment. Each gets weight one in total, so the loss is the
+    # mean of the two segments' mean DIoU, not the mean over the 8 steps.
+    t = 10
+    fake = torch.zeros(1, t)
+    fake[0, 0:2] = 1
+    fake[0, 3:9] = 1
+    boundaries = torch.zeros(1, t, 2)
+    for k in range(0, 2):
+        boundaries[0, k] = torch.tensor([k + 0.5, 2 - (k + 0.5)])
+    for k in range(3, 9):
+        boundaries[0, k] = torch.tensor([k + 0.5 - 3, 9 - (k + 0.5)])
+    level = LevelOutput(
+        1,
+        0.0,
+        math.inf,
+        math.inf,
+        torch.zeros(1, t),
+        torch.ones(1, t, 2),
+        torch.ones(1, t, dtype=torch.bool),
+        classify=False,
+    )
+    target = level_targets(level, fake, boundaries, torch.ones(1, t, dtype=torch.bool))
+    assert target.positive.sum() == 8
+    torch.testing.assert_close(target.weight[0, :2], torch.full((2,), 0.5))
+    torch.testing.assert_close(target.weight[0, 3:9], torch.full((6,), 1 / 6))
+    assert float(target.weight.sum()) == pytest.approx(2.0)
+
+
+def test_level_targets_follow_length_ranges_and_centre_sampling() -> None:
+    # One 8-step segment [2, 10) in a 16-step window. A stride-2 level owning lengths
+    # [4, 16) with radius 1.5 takes the cells whose centres lie within 3 steps of 6.
+    t = 16
+    fake = torch.zeros(1, t)
+    fake[0, 2:10] = 1
+    centres = torch.arange(t) + 0.5
+    boundaries = torch.zeros(1, t, 2)
+    boundaries[0, 2:10, 0] = centres[2:10] - 2
+    boundaries[0, 2:10, 1] = 10 - centres[2:10]
+    n_cells = t // 2
+    level = LevelOutput(
+        2,
+        4.0,
+        16.0,
+        1.5,
+        torch.zeros(1, n_cells),
+        torch.ones(1, n_cells, 2),
+        torch.ones(1, n_cells, dtype=torch.bool),
+    )
+    target = level_targets(level, fake, boundaries, torch.ones(1, t, dtype=torch.bool))
+    # cell centres 1, 3, 5, 7, 9, ...: within 3 of 6 -> 3, 5, 7, 9 (cells 1-4)
+    assert target.positive[0].nonzero().flatten().tolist() == [1, 2, 3, 4]
+    # cell 2 is centred at 5: 3 steps after the start, 5 before the end
+    torch.testing.assert_close(target.boundaries[0, 2], torch.tensor([3.0, 5.0]))
+    # a level owning only lengths < 4 has no positive for this segment
+    short = LevelOutput(
+        2,
+        0.0,
+        4.0,
+        1.5,
+        torch.zeros(1, n_cells),
+        torch.ones(1, n_cells, 2),
+        torch.ones(1, n_cells, dtype=torch.bool),
+    )
+    assert not level_targets(
+        short, fake, boundaries, torch.ones(1, t, dtype=torch.bool)
+    ).positive.any()
+
+
+def test_labels_of_a_hidden_modality_are_left_out() -> None:
+    batch, out = _batch_and_output()
+    # Row 0's fake is audio-only; hide audio from the model in row 0.
+    out.presence_used[0, :, 0] = False
+    hidden = visible_fake_mask(batch, out.presence_used)
+    assert not hidden[0, 1:4].any() and hidden[0, 0] and hidden[1].all()
+    # The step loss no longer depends on those steps' logits.
+    before = detection_losses(out, batch, LossWeights())["classification"]
+    out.fake_logits.data[0, 1:4] -= 30
+    torch.testing.assert_close(
+        detection_losses(out, batch, LossWeights())["classification"], before
+    )
 
 
 def test_warmup_cosine_schedule() -> None:

@@ -164,7 +164,8 @@ class PyramidHead(nn.Module):
     def forward(self, fused: torch.Tensor, step_mask: torch.Tensor) -> HeadOutput:
         """fused (B, T, C), step_mask (B, T) bool."""
         mask = step_mask.unsqueeze(1).to(fused.dtype)  # (B, 1, T)
-        x = F.relu(self.stem(fused.transpose(1, 2))) * mask  # (B, W, T)
+        # Zero padded steps before every conv, so padding never reaches a real step.
+        x = F.relu(self.stem(fused.transpose(1, 2) * mask)) * mask  # (B, W, T)
         frame_logits = self.frame(x).squeeze(1)  # (B, T)
         start_logits, end_logits = self.edges(x).unbind(1)  # (B, T) each
         levels = []
