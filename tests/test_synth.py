@@ -24,20 +24,17 @@ from avdf.preprocess.face import LIP_INDICES
 from avdf.synth import build_corpus, plan_corpus
 from avdf.synth.audio_edits import AUDIO_FAMILIES
 from avdf.synth.corpus import SourcePools, apply_variation, load_pools
-from avdf.synth.sources import assign_splits, bundled_media_root, discover
+from avdf.synth.sources import (
+    SAME_PERSON,
+    assign_splits,
+    bundled_media_root,
+    discover,
+    person_of,
+)
 from avdf.synth.visual_edits import VISUAL_FAMILIES, feathered_mask
 from avdf.timebase import MediaSpec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
-# Small 224x224 clips keep source preparation to a few seconds; four of them give every split
-# a source and the train split two identities (so face swaps happen).
-TALKING = (
-    "talking-face_pc-avs_00067.mp4",
-    "talking-face_pc-avs_00086.mp4",
-    "talking-face_pc-avs_00473.mp4",
-    "talking-face_pc-avs_517600055.mp4",
-)
-SPEECH = ("speechbrain_spk1_snt1.wav", "speechbrain_spk2_snt1.wav", "whisper_jfk.flac")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"  # optional: all 29 clips
 N_VIDEOS, SEED = 6, 11
 LAVDF_FIELDS = {
     "file": str,
@@ -65,16 +62,11 @@ AUDIO_CHANGED_DB = 6.5
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (SHARED / "talking").is_dir():
-        pytest.skip(f"shared media not found at {SHARED}")
-    root = tmp_path_factory.mktemp("media")
-    for sub, names in (("talking", TALKING), ("speech", SPEECH)):
-        (root / sub).mkdir()
-        for name in names:
-            (root / sub / name).symlink_to(SHARED / sub / name)
-    shutil.copy(SHARED / "SOURCES.tsv", root / "SOURCES.tsv")
-    return root
+def media() -> Path:
+    """The media bundled with the package: five talking clips (one MPEG-1 GRID recording; the
+    train split gets three people, so face swaps happen) and three speech files. Enough for
+    every test here, so a clone without ``../shared`` runs them all."""
+    return bundled_media_root()
 
 
 @pytest.fixture(scope="module")
@@ -270,12 +262,64 @@ def test_splits_never_share_a_source(corpus: tuple[Path, list[dict]], media: Pat
         ]  # fmt: skip
         for name in used:
             assert split_of.setdefault(name, r["split"]) == r["split"], name
+    for r in records:  # every record names its source clip and its person
+        assert r["extra"]["source"].startswith("talking/") and r["extra"]["speaker"]
+        assert r["original"] == (r["extra"]["source"] if r["n_fakes"] else None)
     talking = discover(media).talking
     splits = assign_splits(talking)
     assert sorted(p for s in splits.values() for p in s) == sorted(talking)
-    assert [len(splits[s]) for s in ("train", "dev", "test")] == [2, 1, 1]
-    thirteen = assign_splits(sorted((SHARED / "talking").glob("*.mp4")))
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [3, 1, 1]
+    thirteen = assign_splits([Path(f"clip{i:02d}.mp4") for i in range(13)])
     assert [len(thirteen[s]) for s in ("train", "dev", "test")] == [9, 2, 2]
+
+
+def test_one_person_stays_in_one_split() -> None:
+    names = [n for group in SAME_PERSON for n in sorted(group)]
+    names += [f"other{i:02d}.mp4" for i in range(25)]
+    splits = assign_splits([Path("talking") / n for n in names])
+    split_of = {p.name: s for s, paths in splits.items() for p in paths}
+    assert len(split_of) == len(names) and all(splits.values())
+    for group in SAME_PERSON:
+        assert len({split_of[n] for n in group}) == 1, group
+
+
+def test_sources_are_probed_not_matched_by_extension(tmp_path: Path) -> None:
+    bundled = bundled_media_root()
+    (tmp_path / "talking").mkdir()
+    (tmp_path / "speech").mkdir()
+    shutil.copy(bundled / "talking" / "lipnet_grid_sbwe5n.mpg", tmp_path / "talking")
+    shutil.copy(
+        bundled / "talking" / "talking-face_pc-avs_00067.mp4", tmp_path / "talking" / "a.bin"
+    )
+    (tmp_path / "talking" / "notes.mp4").write_text("not a video")
+    shutil.copy(bundled / "speech" / "speechbrain_spk1_snt1.wav", tmp_path / "talking" / "x.wav")
+    shutil.copy(bundled / "speech" / "speechbrain_spk1_snt1.wav", tmp_path / "speech" / "s.data")
+    (tmp_path / "speech" / "README").write_text("licences")
+    found = discover(tmp_path)
+    # Video + audio for talking (an audio-only file is not a talking clip), audio for speech.
+    assert [p.name for p in found.talking] == ["a.bin", "lipnet_grid_sbwe5n.mpg"]
+    assert [p.name for p in found.speech] == ["s.data"]
+
+
+def test_prepared_sources_have_a_face_in_every_clip(pools: SourcePools) -> None:
+    clips = [c for split in pools.talking.values() for c in split]
+    assert any(c.name.endswith(".mpg") for c in clips)  # MPEG-1 GRID recordings decode
+    for clip in clips:
+        assert clip.face_present.mean() > 0.95, clip.name
+        assert clip.frames.shape[1:] == (224, 224, 3) and len(clip.audio) == clip.n_frames * 640
+
+
+@pytest.mark.skipif(not (SHARED / "talking").is_dir(), reason="needs ../shared/media")
+def test_every_shared_clip_is_a_source() -> None:
+    found = discover(SHARED)
+    files = [p for p in (SHARED / "talking").iterdir() if p.is_file()]
+    assert len(found.talking) == len(files) >= 29
+    assert sum(p.suffix == ".mpg" for p in found.talking) >= 11
+    splits = assign_splits(found.talking)
+    people = {s: {person_of(p) for p in paths} for s, paths in splits.items()}
+    assert not (people["train"] & people["dev"] or people["train"] & people["test"])
+    assert not people["dev"] & people["test"]
+    assert min(len(splits["dev"]), len(splits["test"])) >= 3
 
 
 def test_same_seed_same_corpus(

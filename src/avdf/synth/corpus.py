@@ -73,6 +73,7 @@ class VideoPlan:
     index: int
     split: str
     source: str  # TalkingSource.name
+    person: str  # TalkingSource.person: identity key shared by clips of one person
     clip_start: int  # source frame of the clip's first frame
     n_frames: int
     edits: tuple[EditPlan, ...]
@@ -183,7 +184,7 @@ def _plan_edits(
     audio_families = [
         f for f in AUDIO_FAMILIES if f != "splice_other_speaker" or pools.speech[split]
     ]
-    donors = [c for c in pools.talking[split] if c is not source]
+    donors = _other_people(pools, split, source)
     visual_families = [f for f in VISUAL_FAMILIES if f != "face_from_other_identity" or donors]
     edits: list[EditPlan] = []
     for _ in range(200):
@@ -234,7 +235,7 @@ def plan_corpus(n_videos: int, seed: int, pools: SourcePools) -> list[VideoPlan]
         gain_db = round(float(rng.uniform(*GAIN_DB)), 3)
         plans.append(
             VideoPlan(
-                index, split, source.name, clip_start, n_frames, edits, crop, gain_db,
+                index, split, source.name, source.person, clip_start, n_frames, edits, crop, gain_db,
                 int(rng.integers(2**31)),
             )
         )  # fmt: skip
@@ -294,7 +295,7 @@ def render(
     audio_ctx = AudioContext(
         spec, source, plan.clip_start * spf, _other_speech(pools, plan.split, source)
     )
-    donors = [c for c in pools.talking[plan.split] if c is not source]
+    donors = _other_people(pools, plan.split, source)
     visual_ctx = VisualContext(spec, source, plan.clip_start, donors)
     records = []
     for edit in plan.edits:
@@ -323,11 +324,16 @@ def render(
     return frames, audio, records
 
 
+def _other_people(pools: SourcePools, split: str, source: TalkingSource) -> list[TalkingSource]:
+    """The split's talking clips of people other than the source's (face and voice donors)."""
+    return [c for c in pools.talking[split] if c.person != source.person]
+
+
 def _other_speech(
     pools: SourcePools, split: str, source: TalkingSource
 ) -> list[tuple[str, np.ndarray]]:
-    """Speech files of the split plus the soundtracks of the split's other talking clips."""
-    others = [(c.name, c.audio) for c in pools.talking[split] if c is not source]
+    """Speech files of the split plus the soundtracks of the split's other people's clips."""
+    others = [(c.name, c.audio) for c in _other_people(pools, split, source)]
     return pools.speech[split] + others
 
 
@@ -369,6 +375,7 @@ def metadata_record(
         "visual_fake_segments": visual_segments,
         "extra": {
             "source": plan.source,
+            "speaker": plan.person,
             "source_start": _round(spec.frame_time(plan.clip_start)),
             "crop": list(plan.crop),
             "gain_db": plan.gain_db,

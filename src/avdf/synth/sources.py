@@ -13,21 +13,28 @@ import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from avdf.errors import InputError
-from avdf.io.decode import iter_audio, read_clip
+from avdf.io.decode import iter_audio, probe, read_clip
 from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.face import FaceTracker
 from avdf.timebase import MediaSpec
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
 SPLITS = ("train", "dev", "test")
 OUTPUT_SIZE = 224  # pixels, square side of every output video
 DECODE_MAX_SIDE = 448  # pixels; large sources are downscaled while decoding
 FACE_BOX_SCALE = 2.0  # crop side = this x the face's landmark extent (head plus shoulders)
+
+# Talking clips of the shared media that show the same person (checked by eye on a contact sheet
+# of all 29 clips): they must land in the same split, or a test identity is seen in training.
+# File names only; every other clip is its own person.
+SAME_PERSON: tuple[frozenset[str], ...] = (
+    frozenset({"lipnet_grid_id2_vcd_swwp2s.mpg", "lipnet_grid_pwij3p.mpg"}),  # GRID speaker
+    frozenset({"talking-face_pc-avs_00104.mp4", "talking-face_pc-avs_741400163.mp4"}),
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class TalkingSource:
     """One talking clip, decoded once, cropped to a square around the face."""
 
     name: str  # path relative to the source root, e.g. "talking/x.mp4"
+    person: str  # identity key (see person_of): clips of one person share it
     frames: np.ndarray  # (N, S, S, 3) uint8 RGB at spec.fps, S = OUTPUT_SIZE
     audio: np.ndarray  # (N * samples_per_frame,) float32 mono at spec.sample_rate
     landmarks: np.ndarray  # (N, 468, 2) float32 pixels in the cropped frame (NaN if absent)
@@ -75,48 +83,81 @@ def default_media_root() -> Path:
 
 def discover(root: str | Path | None = None) -> SourceMedia:
     """List the talking clips and speech files under ``root`` (default: see
-    :func:`default_media_root`)."""
+    :func:`default_media_root`).
+
+    Files are probed, not filtered by extension: ``talking/`` keeps every file PyAV decodes with
+    a video and an audio stream (MPEG-1 ``.mpg`` GRID clips included), ``speech/`` every file
+    with an audio stream. Anything else (licence tables, notes, broken files) is skipped."""
     base = Path(root) if root is not None else default_media_root()
     if not (base / "talking").is_dir():
         raise InputError(base, "source media folder has no talking/ subfolder")
-    talking = tuple(
-        sorted(p.resolve() for p in (base / "talking").iterdir() if p.suffix in VIDEO_SUFFIXES)
-    )
-    speech_dir = base / "speech"
-    speech = tuple(
-        sorted(p.resolve() for p in speech_dir.iterdir() if p.suffix in AUDIO_SUFFIXES)
-        if speech_dir.is_dir()
-        else ()
-    )
+    talking = tuple(sorted(p.resolve() for p in _files(base / "talking") if _is_talking_clip(p)))
+    speech = tuple(sorted(p.resolve() for p in _files(base / "speech") if _has_audio(p)))
     if not talking:
-        raise InputError(base / "talking", "no talking-face videos found")
+        raise InputError(base / "talking", "no decodable talking-face videos (video + audio)")
     return SourceMedia(base.resolve(), talking, speech)
 
 
-def _stable_key(path: Path) -> str:
-    # Hash of the file name only, so a file keeps its split whatever else is in the folder.
-    return hashlib.sha1(path.name.encode("utf-8")).hexdigest()
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+
+def _is_talking_clip(path: Path) -> bool:
+    try:
+        info = probe(path)  # decodes the first frame, so corrupt files are caught here
+    except InputError:
+        return False
+    return info.has_video and info.has_audio
+
+
+def _has_audio(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
+def person_of(path: Path) -> str:
+    """Identity key of a source file: the first name of its :data:`SAME_PERSON` group, else
+    its own name."""
+    for group in SAME_PERSON:
+        if path.name in group:
+            return min(group)
+    return path.name
+
+
+def _stable_key(name: str) -> str:
+    # Hash of the name only, so a person keeps its place whatever else is in the folder.
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()
 
 
 def assign_splits(paths: tuple[Path, ...] | list[Path]) -> dict[str, list[Path]]:
-    """Deterministic, disjoint split of source files.
+    """Deterministic split of source files, disjoint in files and in people.
 
-    Files are ordered by a hash of their name; the first ``max(1, round(0.15 k))`` go to test,
-    the next as many to dev, the rest to train (13 clips -> 9 / 2 / 2). With fewer than three
-    files every split gets at most one, filled in the order test, train, dev... so that a
-    one-file folder still yields a train split.
+    Files of one person (:func:`person_of`) stay together. People are ordered by a hash of
+    their key; test takes people until it holds ``max(1, round(0.15 k))`` of the ``k`` files,
+    dev as many, train the rest (13 single-person clips -> 9 / 2 / 2; the 29 shared clips of
+    27 people -> 21 / 4 / 4 or so). With fewer than three people, the first goes to train and
+    the second to test, so that a one-file folder still yields a train split.
     """
-    ordered = sorted(paths, key=_stable_key)
-    k = len(ordered)
+    people: dict[str, list[Path]] = {}
+    for path in sorted(paths):
+        people.setdefault(person_of(path), []).append(path)
+    ordered = [people[key] for key in sorted(people, key=_stable_key)]
     splits: dict[str, list[Path]] = {s: [] for s in SPLITS}
-    if k < 3:
-        for split, path in zip(("train", "test"), ordered, strict=False):
-            splits[split].append(path)
+    if len(ordered) < 3:
+        for split, files in zip(("train", "test"), ordered, strict=False):
+            splits[split].extend(files)
         return splits
-    n_held = max(1, round(0.15 * k))
-    splits["test"] = ordered[:n_held]
-    splits["dev"] = ordered[n_held : 2 * n_held]
-    splits["train"] = ordered[2 * n_held :]
+    n_held = max(1, round(0.15 * len(paths)))
+    for files in ordered:
+        # Always leave at least one person for train.
+        held = ("test", "dev") if files is not ordered[-1] else ()
+        target = next((s for s in held if len(splits[s]) < n_held), "train")
+        splits[target].extend(files)
     return splits
 
 
@@ -173,6 +214,7 @@ def prepare_talking(path: Path, root: Path, spec: MediaSpec) -> TalkingSource:
     audio = np.pad(audio[:need], (0, max(0, need - len(audio))))
     return TalkingSource(
         name=path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name,
+        person=person_of(path),
         frames=cropped,
         audio=audio.astype(np.float32),
         landmarks=mapped.astype(np.float32),
