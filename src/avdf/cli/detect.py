@@ -1,21 +1,33 @@
-"""``avdf detect``: score videos, localise fake segments, write JSON / CSV / HTML reports.
+"""``avdf detect``: say whether videos are fake, where and in which modality; write reports.
 
-Heavy imports (torch, mediapipe) happen inside :func:`run`, so ``avdf detect --help`` is
-instant. One bad file prints one line ``path: cause`` on stderr and the batch goes on;
-the exit status is 1 if any video failed. Existing outputs are never replaced without
-``--force``.
+Inputs are video files and folders (searched recursively for video extensions, as
+``avdf preprocess`` does). With ``-o OUT`` each video gets ``OUT/<name>.json|csv|html`` and the
+batch a ``summary.csv`` (one row per video), rewritten atomically after every video, so a
+killed run loses nothing: a rerun skips videos whose reports exist (``--force`` redoes them),
+writes only the missing ones of a partly reported video, and removes temporary files the
+killed run left. ``--shard K/N`` (or torchrun / SLURM variables) splits a collection over
+independent processes; each shard writes ``summary-K-of-N.csv``, and a plain rerun after all
+shards finished writes the combined ``summary.csv`` (everything is skipped).
+
+The human summary goes to stdout with ``-o`` and to stderr without it (stdout then carries
+the JSON). Heavy imports (torch, mediapipe) happen inside :func:`run`, so ``--help`` is
+instant. One bad file prints one line ``path: cause`` on stderr and the batch goes on; the
+exit status is 1 if any video failed. Existing reports are never replaced without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from avdf.cli.preprocess import Job, collect_jobs, parse_shard
 from avdf.errors import one_line
 from avdf.native_logs import native_stderr_silenced
 
@@ -28,13 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "videos",
         nargs="*",
         metavar="VIDEO",
-        help="video files to check (default: the bundled sample clip)",
+        help="video files or folders (searched recursively) to check "
+        "(default: the bundled sample clip)",
     )
     parser.add_argument(
         "-o",
         "--output-dir",
         type=Path,
-        help="write one report per video and format here; without it the JSON goes to stdout "
+        help="write one report per video and format here, plus summary.csv; videos whose "
+        "reports exist are skipped. Without it the JSON goes to stdout "
         "(one object per line when several videos are given)",
     )
     parser.add_argument(
@@ -46,16 +60,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", type=Path, help="model checkpoint (default: the bundled demo model)"
     )
-    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    parser.add_argument("--force", action="store_true", help="redo videos and overwrite outputs")
+    parser.add_argument(
+        "--shard", default=None, metavar="K/N", help="check the K-th of N shards (0-based)"
+    )
+    parser.add_argument(
+        "--segment-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="steps with fake probability above P form the report's segments "
+        "(default: the checkpoint's calibration)",
+    )
     parser.add_argument(
         "--threshold",
         type=float,
         default=None,
         metavar="P",
-        help="steps with fake probability above P propose segments (default: 0.1)",
+        help="steps with fake probability above P seed ranked proposals (default: 0.1)",
     )
     parser.add_argument(
-        "--top-k", type=int, default=None, metavar="K", help="segments kept per video (100)"
+        "--top-k", type=int, default=None, metavar="K", help="proposals kept per video (100)"
     )
     parser.add_argument(
         "--window-steps", type=int, default=None, help="window length in steps (checkpoint's)"
@@ -91,27 +116,91 @@ def _sample_clip() -> Path:
     return Path(str(resource))
 
 
-def _summary(prediction: Any, notes: Sequence[str] = (), max_segments: int = 5) -> str:
-    """A few human-readable lines: verdict, modality scores, the top segments."""
-    p = prediction
-    verdict = "likely FAKE" if p.score >= 0.5 else "likely real"
-    lines = [f"{p.video_id}: fake score {p.score:.3f} ({verdict}), {p.duration:.1f} s"]
-    modality = ", ".join(f"{k} {v:.2f}" for k, v in p.modality_scores.items())
-    present = ", ".join(f"{k} {100 * v:.0f}%" for k, v in p.modalities_present.items())
-    lines.append(f"  modality scores: {modality}; present: {present}")
-    for s in p.segments[:max_segments]:
+def summary_text(verdict: Any, max_segments: int = 5) -> str:
+    """A few human-readable lines: the verdict, where, modalities, what the JSON adds."""
+    v = verdict
+    calibration = "tuned calibration" if v.tuned else "calibration not tuned"
+    lines = [
+        f"{v.video_id}: {v.words}, probability fake {v.probability:.2f} ({calibration}), "
+        f"{v.duration:.1f} s"
+    ]
+    for s in v.segments[:max_segments]:
         lines.append(
-            f"  {s.start:7.2f} s - {s.end:7.2f} s  score {s.score:.3f}  {s.modality or ''}"
+            f"  manipulated {s.start:6.2f}-{s.end:6.2f} s  score {s.score:.2f}  {s.modality}"
         )
-    if len(p.segments) > max_segments:
-        lines.append(f"  ... {len(p.segments) - max_segments} more segments")
-    if not p.segments:
-        lines.append("  no fake segment proposed")
-    lines.extend(f"  note: {note}" for note in notes)
+    if len(v.segments) > max_segments:
+        lines.append(f"  ... {len(v.segments) - max_segments} more segments in the report")
+    if not v.segments:
+        lines.append(f"  {v.where()}")
+    present = ", ".join(f"{k} {100 * x:.0f}%" for k, x in v.modalities_present.items())
+    lines.append(f"  present: {present}; {len(v.proposals)} ranked proposals in the JSON")
+    lines.extend(f"  note: {note}" for note in v.notes)
     return "\n".join(lines)
 
 
-def _write_challenge(args: argparse.Namespace, done: list[tuple[Path, Any]]) -> None:
+@dataclass
+class _Batch:
+    """The state of one ``avdf detect`` run: summary rows and counts."""
+
+    summary_path: Path | None
+    rows: dict[str, dict[str, str]] = field(default_factory=dict)  # by video id, in order
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "skipped": 0, "failed": 0})
+    last_write: float = 0.0
+    write_seconds: float = 0.0
+    dirty: bool = False
+
+    def load(self) -> None:
+        """Rows of an earlier run's summary (kept, so a rerun over part of a folder or a
+        resumed run still lists every video); an unreadable one is rebuilt from reports."""
+        if self.summary_path is None or not self.summary_path.is_file():
+            return
+        try:
+            with open(self.summary_path, encoding="utf-8", newline="") as f:
+                for row in csv.DictReader(f):
+                    self.rows[row["video"]] = dict(row)
+        except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+            self.rows.clear()
+
+    def add(self, video_id: str, row: dict[str, str], write_now: bool) -> None:
+        self.rows[video_id] = row
+        self.dirty = True
+        if write_now:
+            self.write()
+
+    def write(self, final: bool = False) -> None:
+        from avdf.atomic import write_text_atomic
+        from avdf.reports.writers import render_summary
+
+        if self.summary_path is None or not self.dirty:
+            return
+        # A huge collection makes each rewrite slow: then rewrite at most once per ten times
+        # the rewrite takes, so the summary costs <= ~10% (the reports hold everything anyway).
+        now = time.perf_counter()
+        if not final and now - self.last_write < 10 * self.write_seconds:
+            return
+        write_text_atomic(self.summary_path, render_summary(list(self.rows.values())))
+        self.last_write = time.perf_counter()
+        self.write_seconds = self.last_write - now
+        self.dirty = False
+
+
+def _remove_stale_temporaries(folder: Path, names: set[str]) -> int:
+    """Delete the temporary siblings (``.<name>.<pid>.<hex>.tmp``, see :mod:`avdf.atomic`)
+    that a killed run left of the given output names; other shards' files are not touched."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(folder):
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+            continue
+        target = entry.name[1:].rsplit(".", 3)[0]  # drop ".<pid>.<hex>.tmp"
+        if target in names:
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _write_challenge(args: argparse.Namespace, done: list[tuple[Job, Any]]) -> None:
     """AV-Deepfake1M formats for the videos that succeeded (existence checked up front)."""
     from avdf.reports.challenge import (
         detection_from_predictions,
@@ -121,11 +210,69 @@ def _write_challenge(args: argparse.Namespace, done: list[tuple[Path, Any]]) -> 
     )
 
     # Keys are the paths as given: run from the dataset root to get its relative names.
-    renamed = [replace(p, video_id=str(path)) for path, p in done]
+    renamed = [replace(p, video_id=job.path) for job, p in done]
     if args.challenge_json:
         write_localization(localization_from_predictions(renamed), args.challenge_json)
     if args.challenge_txt:
         write_detection(detection_from_predictions(renamed), args.challenge_txt)
+
+
+def _stills(grabber: Any, job: Job, verdict: Any, curves: Any, verbose: bool) -> list[Any]:
+    """Face and mouth thumbnails for the HTML report; none (not a failure) if grabbing fails."""
+    from avdf.reports.verdict import still_times
+    from avdf.reports.writers import Still
+
+    moments = still_times(verdict, curves)
+    try:
+        with native_stderr_silenced(not verbose):
+            crops = grabber.grab(job.path, [t for _, t in moments])
+    except Exception:  # noqa: BLE001 - a report without thumbnails beats no report
+        return []
+    return [Still(t, label, f, m) for (label, t), (f, m) in zip(moments, crops, strict=True)]
+
+
+def _verdict(prediction: Any, steps: Any, calibration: Any) -> tuple[Any, Any]:
+    """The report's verdict and curves from the Detector's prediction and step outputs."""
+    from avdf.reports.verdict import StepCurves, build_verdict
+
+    curves = StepCurves(
+        steps.spec.step_seconds,
+        steps.fake_prob,
+        steps.audio_prob,
+        steps.visual_prob,
+        steps.audio_present,
+        steps.face_present,
+    )
+    return build_verdict(prediction, curves, calibration, steps.notes), curves
+
+
+def _skip(
+    job: Job, report: Path | None, batch: _Batch, done: list[tuple[Job, Any]], want: bool
+) -> None:
+    """A video whose reports all exist: count it, keep (or rebuild) its summary row, and read
+    its proposals back when the challenge files need them."""
+    from avdf.reports.verdict import Verdict
+    from avdf.reports.writers import summary_row
+
+    batch.counts["skipped"] += 1
+    known = batch.rows.get(job.video_id, {}).get("status") == "done"
+    if known and not want:
+        return
+    verdict = None
+    if report is not None:
+        try:
+            verdict = Verdict.from_dict(json.loads(report.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            verdict = None  # another tool's file, or an older report layout
+    if verdict is None:
+        if not known:
+            row = {"video": job.video_id, "path": job.path, "status": "skipped"}
+            batch.add(job.video_id, row, write_now=False)
+        return
+    if not known:
+        batch.add(job.video_id, summary_row(job.path, verdict, report), write_now=False)
+    if want:
+        done.append((job, verdict.prediction()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,13 +280,15 @@ def run(args: argparse.Namespace) -> int:
 
     from avdf.errors import AvdfError, OutputExistsError
     from avdf.inference.decode import DecodeConfig
-    from avdf.reports.writers import WRITERS
-
-    def fail(message: str) -> None:
-        tqdm.write(message, file=sys.stderr)
 
     try:
-        videos = [Path(v) for v in args.videos] or [_sample_clip()]
+        shard_index, shard_count = parse_shard(args.shard)
+        jobs = (
+            collect_jobs([str(v) for v in args.videos])
+            if args.videos
+            else [Job("sample", str(_sample_clip()))]
+        )
+        jobs = jobs[shard_index::shard_count]
         for target in (args.challenge_json, args.challenge_txt):
             if target is not None and target.exists() and not args.force:
                 raise OutputExistsError(target)
@@ -149,11 +298,14 @@ def run(args: argparse.Namespace) -> int:
             if v is not None
         }
         decode = DecodeConfig(**overrides)
+        if args.segment_threshold is not None and not 0 <= args.segment_threshold <= 1:
+            raise ValueError(f"--segment-threshold must be in [0, 1], got {args.segment_threshold}")
     except (AvdfError, ValueError) as error:
         print(f"avdf detect: {error}", file=sys.stderr)
         return 1 if isinstance(error, AvdfError) else 2
 
     from avdf.inference.detector import Detector
+    from avdf.reports.writers import WRITERS, report_stem, summary_row, write_text_atomic
 
     try:
         detector = Detector.from_checkpoint(
@@ -165,53 +317,95 @@ def run(args: argparse.Namespace) -> int:
     except AvdfError as error:
         print(str(error), file=sys.stderr)
         return 1
+    if args.segment_threshold is not None:
+        detector.calibration = replace(
+            detector.calibration, segment_threshold=args.segment_threshold
+        )
 
     formats = FORMATS if args.format == "all" else (args.format,)
     writers = {name: WRITERS[name]() for name in formats}
-    failed = 0
-    done: list[tuple[Path, Any]] = []
-    seen_ids: dict[str, Path] = {}
-    progress = tqdm(videos, desc="detect", unit="video", file=sys.stderr, disable=len(videos) < 2)
-    for video in progress:
-        video_id = video.stem
+    out = args.output_dir
+    summary_name = (
+        "summary.csv" if shard_count == 1 else f"summary-{shard_index}-of-{shard_count}.csv"
+    )
+    batch = _Batch(None if out is None else out / summary_name)
+    if out is not None:
+        names = {summary_name} | {
+            f"{report_stem(j.video_id)}.{w.extension}" for j in jobs for w in writers.values()
+        }
+        _remove_stale_temporaries(out, names)
+        batch.load()
+    human = sys.stdout if out is not None else sys.stderr  # without -o stdout is the JSON
+    want_challenge = bool(args.challenge_json or args.challenge_txt)
+    grabber = None
+    done: list[tuple[Job, Any]] = []
+    seen: dict[str, Job] = {}
+    progress = tqdm(jobs, desc="detect", unit="video", file=sys.stderr, disable=len(jobs) < 2)
+    for job in progress:
         try:
-            if video_id in seen_ids:
-                raise AvdfError(f"{video}: same name as {seen_ids[video_id]} in this batch")
-            seen_ids[video_id] = video
-            targets = {}
-            if args.output_dir is not None:
-                targets = {n: w.path_for(args.output_dir, video_id) for n, w in writers.items()}
-                for target in targets.values():  # check before the slow part
-                    if target.exists() and not args.force:
-                        raise OutputExistsError(target)
+            stem = report_stem(job.video_id)
+            if stem in seen:
+                raise AvdfError(f"{job.path}: same report name as {seen[stem].path} in this batch")
+            seen[stem] = job
+            targets = (
+                {}
+                if out is None
+                else {n: w.path_for(out, job.video_id) for n, w in writers.items()}
+            )
+            missing = {n: t for n, t in targets.items() if args.force or not t.exists()}
+            if targets and not missing:
+                _skip(job, targets.get("json"), batch, done, want_challenge)
+                continue
             with native_stderr_silenced(not args.verbose):
-                prediction, steps = detector.detect_with_steps(video, video_id)
+                prediction, steps = detector.detect_with_steps(job.path, job.video_id)
+            verdict, curves = _verdict(prediction, steps, detector.calibration)
+            stills: list[Any] = []
+            if "html" in missing:
+                if grabber is None:
+                    from avdf.inference.thumbnails import ThumbnailGrabber
+
+                    grabber = ThumbnailGrabber(detector.spec)
+                stills = _stills(grabber, job, verdict, curves, args.verbose)
+            # Render everything first, then write; the JSON last: the summary reads it back.
+            texts = {n: writers[n].render(verdict, curves, stills) for n in missing}
+            for name in sorted(texts, key=lambda n: n == "json"):
+                write_text_atomic(missing[name], texts[name], force=args.force)
         except Exception as error:  # one bad file must not stop the batch
-            failed += 1
-            fail(one_line(video, error))
+            batch.counts["failed"] += 1
+            line = one_line(job.path, error)
+            tqdm.write(line, file=sys.stderr)
+            batch.add(job.video_id, summary_row(job.path, None, error=line), write_now=True)
             continue
-        done.append((video, prediction))
-        fail(_summary(prediction, notes=steps.notes))
-        if args.output_dir is None:
-            indent = 2 if len(videos) == 1 else None
-            print(json.dumps(prediction.to_dict(), indent=indent), flush=True)
-            continue
-        for name, writer in writers.items():
-            try:
-                writer.write(
-                    prediction,
-                    targets[name],
-                    force=args.force,
-                    step_probs=steps.fake_prob,
-                    step_seconds=steps.spec.step_seconds,
-                )
-            except (AvdfError, OSError) as error:
-                failed += 1
-                fail(one_line(targets[name], error))
+        batch.counts["done"] += 1
+        done.append((job, prediction))
+        tqdm.write(summary_text(verdict), file=human)
+        if out is None:
+            indent = 2 if len(jobs) == 1 else None
+            print(json.dumps(verdict.to_dict(), indent=indent), flush=True)
+        else:
+            batch.add(job.video_id, summary_row(job.path, verdict, targets.get("json")), True)
+    progress.close()
+    if grabber is not None:
+        grabber.close()
+    failed = batch.counts["failed"]
+    try:
+        batch.write(final=True)
+    except (AvdfError, OSError) as error:
+        failed += 1
+        print(one_line(batch.summary_path, error), file=sys.stderr)
     if args.challenge_json or args.challenge_txt:
         try:
             _write_challenge(args, done)
         except (AvdfError, OSError, ValueError) as error:
             failed += 1
-            fail(one_line(args.challenge_json or args.challenge_txt, error))
+            print(one_line(args.challenge_json or args.challenge_txt, error), file=sys.stderr)
+    if out is not None:
+        c = batch.counts
+        skipped = (
+            f", {c['skipped']} skipped (reports exist; --force redoes)" if c["skipped"] else ""
+        )
+        print(
+            f"detect: {c['done']} done{skipped}, {c['failed']} failed; summary: {batch.summary_path}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
