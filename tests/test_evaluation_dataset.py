@@ -107,13 +107,30 @@ def test_cache_and_video_give_the_same_predictions(
     assert failed == [] and n_cached == len(samples) == 4
     for (sample, a), (_, b) in zip(decoded, cached, strict=True):
         assert a.video_id == b.video_id == sample.extra["file"]
-        assert a.to_dict() == b.to_dict()
+        _assert_close(a.to_dict(), b.to_dict())
     # A cache made with another MediaSpec is not used: the video is decoded instead.
     other = tmp_path / "other"
     cache_video(samples[0].path, cache_path_for(other, samples[0].id), MediaSpec(face_size=32))
     again, failed, n_cached = predict_samples(detector, samples[:1], other)
     assert failed == [] and n_cached == 0
-    assert again[0][1].to_dict() == decoded[0][1].to_dict()
+    _assert_close(again[0][1].to_dict(), decoded[0][1].to_dict())
+
+
+def _assert_close(a: object, b: object) -> None:
+    """Equal JSON trees up to float32 rounding: the cache is written in other chunks than the
+    Detector reads the video in, and face tracking may differ by a last bit at a chunk edge."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b)
+        for key in a:
+            _assert_close(a[key], b[key])
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_close(x, y)
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    else:
+        assert a == b
 
 
 def test_results_match_the_written_challenge_files(
@@ -136,8 +153,8 @@ def test_results_match_the_written_challenge_files(
     assert sorted(proposals) == sorted(scores) == sorted(names)
     lines = (out / DETECTION_FILE).read_text().splitlines()
     assert all(line.count(";") == 1 and line.split(";")[0] in names for line in lines)
-    for rows in proposals.values():
-        assert len(rows) > 0 and (rows[:-1, 0] >= rows[1:, 0]).all()  # by descending score
+    for rows in proposals.values():  # (an untrained model may propose nothing for a video)
+        assert (rows[:-1, 0] >= rows[1:, 0]).all()  # by descending score
     # ...and scoring them independently gives the numbers evaluate_dataset reported.
     expected = ap_ar(proposals, {r["file"]: r["fake_periods"] for r in records})
     assert dict(loc.ap) == pytest.approx(dict(expected.ap), nan_ok=True)

@@ -10,10 +10,12 @@ with ``file`` and ``fake_periods`` or ``fake_segments``; a TVIL-style dict of su
 too) or a JSONL manifest of avdf Samples. A ``.json`` prediction file is the localization format
 ``{file: [[score, start, end], ...]}``, anything else the detection format ``file;score``.
 
-Mode (b), run a checkpoint over a dataset split (``avdf.evaluation.evaluate_dataset``)::
+Mode (b), run a checkpoint over a dataset split (``avdf.evaluation.evaluate_dataset``), or
+over a split of a JSONL manifest such as a source-disjoint fold::
 
     avdf evaluate --dataset lavdf --root DIR --checkpoint CKPT [--split test] \
         [--cache DIR] [--subset full|visual|audio] [--out DIR] [--force] [--json out.json]
+    avdf evaluate --manifest fold0.jsonl --checkpoint CKPT --split test ...  # a fold
 
 Features come from ``--cache`` (``avdf preprocess`` output) where a complete cache made with
 the checkpoint's MediaSpec exists, else from the video. The dataset's standard table is
@@ -59,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dataset = parser.add_argument_group("run a checkpoint over a dataset")
     dataset.add_argument("--dataset", metavar="NAME", help="lavdf, avdeepfake1m, tvil, ...")
     dataset.add_argument("--root", metavar="DIR", help="dataset root folder")
+    dataset.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="JSONL manifest (e.g. a source-disjoint fold) instead of --dataset/--root",
+    )
     dataset.add_argument("--checkpoint", metavar="CKPT", help="model checkpoint")
     dataset.add_argument("--split", default="test", help="dataset split (default: test)")
     dataset.add_argument(
@@ -88,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="detection score threshold for accuracy/precision/recall/F1 (default: 0.5)",
+        default=None,
+        help="detection score threshold for accuracy/precision/recall/F1 (default: the "
+        "checkpoint's tuned threshold with --dataset/--manifest, else 0.5)",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the numbers as JSON here")
     parser.add_argument(
@@ -241,14 +249,17 @@ def _evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
                 raise InputError(
                     file, f"no score for {len(missing)} labelled videos, e.g. '{missing[0]}'"
                 )
-            results["detection"] = detection_metrics(scores, labels, args.threshold)
+            threshold = 0.5 if args.threshold is None else args.threshold
+            results["detection"] = detection_metrics(scores, labels, threshold)
     return results
 
 
 def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
-    missing = [f"--{k}" for k in ("root", "checkpoint") if not getattr(args, k)]
+    needed = ("checkpoint",) if args.manifest else ("root", "checkpoint")
+    missing = [f"--{k}" for k in needed if not getattr(args, k)]
     if missing:
-        raise AvdfError(f"--dataset needs {' and '.join(missing)}")
+        raise AvdfError(f"--{'manifest' if args.manifest else 'dataset'} needs "
+                        f"{' and '.join(missing)}")  # fmt: skip
     # Imported here: it loads torch, which `avdf --help` and the file mode do not need.
     from avdf.evaluation.dataset import evaluate_dataset
 
@@ -265,6 +276,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         predictions_out=args.out,
         progress=sys.stderr.isatty(),
         force=args.force,
+        manifest=args.manifest,
     )
 
 
@@ -273,14 +285,15 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.json) if args.json else None
         if out is not None and out.exists() and not args.force:
             raise OutputExistsError(out)
-        results = _evaluate_dataset(args) if args.dataset else _evaluate_files(args)
+        on_dataset = bool(args.dataset or args.manifest)
+        results = _evaluate_dataset(args) if on_dataset else _evaluate_files(args)
         failed = list(results.get("failed", ()))
         scored = {k for k in ("localization", "detection") if k in results}
         if scored:
             print(_markdown(results))
-        elif not args.dataset:
+        elif not on_dataset:
             raise AvdfError("nothing to score")
-        if args.dataset:
+        if on_dataset:
             cached = f", {results['n_cached']} from the cache" if args.cache else ""
             print(
                 f"{results['n_scored']} of {results['n_videos']} videos scored{cached}"

@@ -1,6 +1,6 @@
 """Run a checkpoint over a dataset split and score it with the official metrics.
 
-    samples (avdf.datasets.load_dataset)
+    samples (avdf.datasets.load_dataset, or a JSONL manifest such as a fold)
       -> per video: features from the cache when a complete one made with the model's
          MediaSpec exists (cache_path_for(cache_dir, sample.id), the id `avdf preprocess`
          uses), else the streaming pipeline on the video
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avdf.errors import AvdfError, InputError, OutputExistsError, one_line
-from avdf.inference.detector import Detector
+from avdf.inference.detector import Detector, StepOutputs
 from avdf.metrics import DetectionMetrics, detection_metrics, evaluate_localization
 from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.features import VideoFeatures
@@ -76,17 +76,50 @@ def _cache_file(detector: Detector, cache_dir: Path | None, sample: Sample) -> P
     return path
 
 
-def _predict_from_cache(detector: Detector, path: Path, name: str) -> Prediction:
+def _steps_from_cache(detector: Detector, path: Path) -> StepOutputs:
     from avdf.preprocess.cache import read_meta
 
     meta = read_meta(path) or {}
     source = meta.get("source") or {}
     # The container's duration, as the pipeline run uses; the cached steps' span otherwise.
     duration = float(source.get("duration") or 0.0) or float(meta.get("duration") or 0.0)
-    steps = detector.steps_from_features(
+    return detector.steps_from_features(
         cached_chunks(path, detector.chunk_steps), duration, path, meta.get("notes", ())
     )
-    return detector.predict(steps, name)
+
+
+def iter_sample_steps(
+    detector: Detector,
+    samples: Sequence[Sample],
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    desc: str = "avdf evaluate",
+) -> Iterator[tuple[Sample, StepOutputs | None, bool | str]]:
+    """Per sample: ``(sample, stitched steps, True if read from the cache)``, or
+    ``(sample, None, "path: cause")`` for a video that cannot be read."""
+    cache = Path(cache_dir) if cache_dir is not None else None
+    items: Any = samples
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(samples, unit="video", desc=desc, file=sys.stderr)
+    for sample in items:
+        try:
+            cached = _cache_file(detector, cache, sample)
+            if cached is not None:
+                yield sample, _steps_from_cache(detector, cached), True
+                continue
+            if not Path(sample.path).is_file():
+                raise InputError(sample.path, "video file not found")
+            # MediaPipe's native log lines would break up the progress bar and the table;
+            # failures still reach ``failed`` as exceptions.
+            with native_stderr_silenced():
+                steps = detector.detect_steps(sample.path)
+        except (AvdfError, OSError, ValueError) as e:
+            # OSError / ValueError: decoder and container errors (PyAV raises both kinds).
+            yield sample, None, one_line(sample.path, e)
+            continue
+        yield sample, steps, False
 
 
 def predict_samples(
@@ -97,35 +130,43 @@ def predict_samples(
 ) -> tuple[list[tuple[Sample, Prediction]], list[str], int]:
     """Predictions for every readable sample, ``"path: cause"`` lines for the others, and
     how many videos came from the cache."""
-    cache = Path(cache_dir) if cache_dir is not None else None
     done: list[tuple[Sample, Prediction]] = []
     failed: list[str] = []
     from_cache = 0
-    items: Any = samples
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(samples, unit="video", desc="avdf evaluate", file=sys.stderr)
-    for sample in items:
-        name = official_name(sample)
-        try:
-            cached = _cache_file(detector, cache, sample)
-            if cached is not None:
-                prediction = _predict_from_cache(detector, cached, name)
-                from_cache += 1
-            else:
-                if not Path(sample.path).is_file():
-                    raise InputError(sample.path, "video file not found")
-                # MediaPipe's native log lines would break up the progress bar and the table;
-                # failures still reach ``failed`` as exceptions.
-                with native_stderr_silenced():
-                    prediction = detector.detect(sample.path, name)
-        except (AvdfError, OSError, ValueError) as e:
-            # OSError / ValueError: decoder and container errors (PyAV raises both kinds).
-            failed.append(one_line(sample.path, e))
+    for sample, steps, status in iter_sample_steps(detector, samples, cache_dir, progress):
+        if steps is None:
+            failed.append(str(status))
             continue
-        done.append((sample, prediction))
+        from_cache += status is True
+        done.append((sample, detector.predict(steps, official_name(sample))))
     return done, failed, from_cache
+
+
+def load_split(
+    dataset: str | None,
+    root: str | Path | None,
+    split: str,
+    manifest: str | Path | None = None,
+    subset: str = "full",
+) -> tuple[str, list[Sample]]:
+    """``(dataset name, samples of split)`` from a dataset adapter or a JSONL manifest (e.g.
+    a source-disjoint fold, :mod:`avdf.evaluation.folds`); the name picks the metrics."""
+    if manifest is not None:
+        from avdf.types import read_manifest
+
+        try:
+            samples = [s for s in read_manifest(str(manifest)) if s.split == split]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(manifest, f"cannot read the manifest ({e})") from None
+        if not samples:
+            raise InputError(manifest, f"no sample in split {split!r}")
+        return dataset or samples[0].dataset, samples
+    if dataset is None or root is None:
+        raise ValueError("give a dataset name and root, or a manifest")
+    from avdf.datasets import load_dataset
+
+    options: dict[str, Any] = {"subset": subset} if dataset == "lavdf" else {}
+    return dataset, load_dataset(dataset, root, split, **options)
 
 
 def per_category_metrics(
@@ -207,19 +248,20 @@ def write_predictions(
 
 
 def evaluate_dataset(
-    dataset: str,
-    root: str | Path,
-    checkpoint: str | Path,
+    dataset: str | None,
+    root: str | Path | None,
+    checkpoint: str | Path | None,
     split: str,
     metric: str = "official",
     preset: str | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     cache_dir: str | Path | None = None,
     subset: str = "full",
     predictions_out: str | Path | None = None,
     progress: bool = True,
     force: bool = False,
     detector: Detector | None = None,
+    manifest: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score ``checkpoint`` on ``split`` of ``dataset`` under ``root``.
 
@@ -228,19 +270,20 @@ def evaluate_dataset(
     DetectionMetrics} against category A), ``failed`` (``"path: cause"`` lines),
     ``n_videos`` (videos in the split), ``n_scored`` and ``n_cached``. ``subset`` is LAV-DF's
     full / visual / audio. ``preset`` None picks the dataset's own. ``predictions_out``
-    receives the challenge-format files (never overwritten unless ``force``). ``detector``
-    overrides the one built from ``checkpoint`` (e.g. to change its batch size).
+    receives the challenge-format files (never overwritten unless ``force``). ``threshold``
+    None is the checkpoint's decision threshold (``avdf tune``; 0.5 untuned). ``detector``
+    overrides the one built from ``checkpoint`` (e.g. to change its batch size). ``manifest``
+    (a JSONL manifest, e.g. a fold) replaces ``dataset`` / ``root``.
     """
-    from avdf.datasets import load_dataset
-
-    options: dict[str, Any] = {"subset": subset} if dataset == "lavdf" else {}
-    samples = load_dataset(dataset, root, split, **options)
+    dataset, samples = load_split(dataset, root, split, manifest, subset)
     if predictions_out is not None and not force:
         for name in (LOCALIZATION_FILE, DETECTION_FILE):
             if (Path(predictions_out) / name).exists():  # fail before hours of inference
                 raise OutputExistsError(Path(predictions_out) / name)
     detector = detector or Detector.from_checkpoint(checkpoint)
     done, failed, from_cache = predict_samples(detector, samples, cache_dir, progress)
+    if threshold is None:
+        threshold = detector.calibration.threshold
     if predictions_out is not None:
         write_predictions([p for _, p in done], predictions_out, force=force)
     results = score_predictions(dataset, done, metric, preset, threshold)

@@ -1,0 +1,444 @@
+"""``avdf tune``: fit a checkpoint's post-processing on a dev split (DESIGN §12.5, after
+pyannote's tuned pipelines) and store it in the checkpoint.
+
+    dev samples -> Detector once per video (from the cache when complete, exactly as
+    dataset evaluation) -> stitched StepOutputs kept in memory (a few floats per step)
+      (a) decoding: every combination of ``decode.SEARCH_SPACE`` is decoded from the kept
+          steps and scored by the official AP@0.5 + AR@100 (LAV-DF preset); the current
+          parameters are kept unless a combination is strictly better (split with temporal
+          labels only);
+      (b) calibration of the raw video score (the detector's score before calibration):
+          temperature and shift by minimum log-loss, then the decision ``threshold`` of
+          best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
+          step-level F1 on the step fake probabilities.
+    -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
+       figures before / after), written atomically beside the input.
+
+:func:`tune_outputs` is the core on outputs already in memory (a training loop can call it
+with a ``Detector`` built around its model); :func:`tune_checkpoint` is the command's body.
+Only the dev split is ever used: tuning on a test fold would leak it (DESIGN §12.4).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avdf.errors import AvdfError, OutputExistsError
+from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
+from avdf.inference.calibration import Calibration
+from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
+from avdf.inference.detector import Detector, StepOutputs
+from avdf.metrics import evaluate_localization, roc_auc
+from avdf.types import Prediction, Sample
+
+TUNING_PRESET = "lavdf"  # the objective is AP@0.5 + AR@100, both in the LAV-DF preset
+_EPS = 1e-6  # raw scores are clipped to [eps, 1 - eps] before the logit (as Calibration)
+_MIN_INVERSE_TEMPERATURE = 1e-3  # a score that carries no information: T = 1000, not < 0
+
+
+@dataclass
+class DevOutputs:
+    """The stitched outputs of the labelled videos of a split, kept in memory."""
+
+    items: list[tuple[Sample, StepOutputs]]
+    failed: list[str] = field(default_factory=list)  # "path: cause" lines
+    n_cached: int = 0  # videos read from the feature cache
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    decode: DecodeConfig
+    calibration: Calibration
+    before: dict[str, float]  # dev figures with the checkpoint's stored parameters
+    after: dict[str, float]  # ... and with the tuned ones
+    search: list[dict[str, Any]]  # every decoding combination tried with its objective
+    n_videos: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``extra["tuning"]`` record (JSON-serialisable)."""
+        return {
+            "n_videos": self.n_videos,
+            "objective": "AP@0.5 + AR@100 (official, LAV-DF preset)",
+            "before": self.before,
+            "after": self.after,
+            "search": self.search,
+        }
+
+
+# --- collecting ---------------------------------------------------------------------------
+
+
+def collect_outputs(
+    detector: Detector,
+    samples: Sequence[Sample],
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> DevOutputs:
+    """Run ``detector`` once over the labelled ``samples`` and keep each video's steps."""
+    out = DevOutputs(items=[])
+    labelled = [s for s in samples if s.label is not None]
+    for sample, steps, status in iter_sample_steps(
+        detector, labelled, cache_dir, progress, desc="avdf tune"
+    ):
+        if steps is None:
+            out.failed.append(str(status))
+            continue
+        out.n_cached += status is True
+        out.items.append((sample, steps))
+    return out
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def _predictions(
+    detector: Detector,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    decode: DecodeConfig,
+    calibration: Calibration,
+) -> list[Prediction]:
+    # A shallow copy shares the model; only the post-processing differs.
+    tuner = copy.copy(detector)
+    tuner.decode_config, tuner.calibration = decode, calibration
+    return [tuner.predict(steps, official_name(sample)) for sample, steps in items]
+
+
+def _has_temporal_labels(items: Sequence[tuple[Sample, StepOutputs]]) -> bool:
+    return any(sample.fake_segments for sample, _ in items)
+
+
+def localization_figures(
+    items: Sequence[tuple[Sample, StepOutputs]], predictions: Sequence[Prediction]
+) -> dict[str, float]:
+    """Official AP@0.5, AP@0.75, AR@100 and the tuning objective AP@0.5 + AR@100."""
+    proposals = {p.video_id: p.segments for p in predictions}
+    labels = {official_name(s): s.fake_segments for s, _ in items}
+    loc = evaluate_localization(proposals, labels, TUNING_PRESET)
+    return {
+        "AP@0.5": loc.ap[0.5],
+        "AP@0.75": loc.ap[0.75],
+        "AR@100": loc.ar[100],
+        "objective": loc.ap[0.5] + loc.ar[100],
+    }
+
+
+def log_loss(probabilities: Any, labels: Any) -> float:
+    """Mean binary cross-entropy (natural log) of probabilities against 0/1 labels."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), _EPS, 1.0 - _EPS)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+
+
+def step_arrays(
+    items: Sequence[tuple[Sample, StepOutputs]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """All dev steps pooled: fake probabilities (S,) and 0/1 targets (S,) on the step grid
+    (a step is fake when its centre lies in a fake segment, as in training)."""
+    from avdf.data.targets import step_targets
+
+    probs = [steps.fake_prob for _, steps in items]
+    targets = [step_targets(sample, steps.spec, steps.n_steps).fake for sample, steps in items]
+    if not probs:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(probs).astype(np.float64), np.concatenate(targets).astype(np.int64)
+
+
+def step_f1(probabilities: np.ndarray, targets: np.ndarray, threshold: float) -> float:
+    """F1 of "fake step" = probability >= threshold, pooled over all steps."""
+    predicted = probabilities >= threshold
+    positive = targets.astype(bool)
+    tp = int((predicted & positive).sum())
+    denominator = int(predicted.sum()) + int(positive.sum())
+    return 2.0 * tp / denominator if denominator else 0.0
+
+
+def dev_figures(
+    detector: Detector,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    decode: DecodeConfig,
+    calibration: Calibration,
+) -> dict[str, float]:
+    """Everything the before / after table shows, for one set of parameters."""
+    predictions = _predictions(detector, items, decode, calibration)
+    figures: dict[str, float] = {}
+    if _has_temporal_labels(items):
+        figures.update(localization_figures(items, predictions))
+    scores = [p.score for p in predictions]
+    labels = [int(s.label or 0) for s, _ in items]
+    figures["AUC"] = roc_auc(scores, labels) if len(set(labels)) == 2 else float("nan")
+    figures["log-loss"] = log_loss(scores, labels)
+    figures["ACC"] = float(np.mean([(p >= calibration.threshold) == y for p, y in
+                                    zip(scores, labels, strict=True)]))  # fmt: skip
+    step_probs, step_targets_ = step_arrays(items)
+    figures["step F1"] = step_f1(step_probs, step_targets_, calibration.segment_threshold)
+    return figures
+
+
+# --- (a) decoding -------------------------------------------------------------------------
+
+
+def search_decoding(
+    detector: Detector,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    search_space: Mapping[str, Sequence[Any]] | None = None,
+    current: DecodeConfig | None = None,
+) -> tuple[DecodeConfig, list[dict[str, Any]]]:
+    """The decoding parameters of best dev AP@0.5 + AR@100 over the grid of every
+    combination of ``search_space`` (field -> candidate values; default
+    ``decode.SEARCH_SPACE``), each built as ``DecodeConfig(**combination)``. ``current`` (the
+    checkpoint's parameters) is kept unless a combination is strictly better, so tuning
+    never lowers the dev objective. Returns the choice and every row tried."""
+    space = dict(SEARCH_SPACE if search_space is None else search_space)
+    current = current or detector.decode_config
+    identity = Calibration()  # decoding does not depend on calibration
+
+    def objective(config: DecodeConfig) -> float:
+        predictions = _predictions(detector, items, config, identity)
+        return localization_figures(items, predictions)["objective"]
+
+    best, best_value = current, objective(current)
+    rows: list[dict[str, Any]] = [{"params": current.to_dict(), "objective": best_value}]
+    names = list(space)
+    for values in itertools.product(*(space[n] for n in names)):
+        config = DecodeConfig(**dict(zip(names, values, strict=True)))
+        value = objective(config)
+        rows.append({"params": config.to_dict(), "objective": value})
+        if value > best_value:
+            best, best_value = config, value
+    return best, rows
+
+
+# --- (b) calibration ----------------------------------------------------------------------
+
+
+def _logit(raw_scores: Any) -> np.ndarray:
+    s = np.clip(np.asarray(raw_scores, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(s / (1.0 - s))
+
+
+def fit_temperature_shift(
+    raw_scores: Any, labels: Any, iterations: int = 100
+) -> tuple[float, float]:
+    """``(temperature, shift)`` minimising the log-loss of
+    ``sigmoid((logit(raw) - shift) / temperature)`` on 0/1 ``labels``.
+
+    Solved as the logistic regression ``sigmoid(a z + b)`` (``a = 1 / T``, ``b = -shift / T``)
+    by Newton's method with a backtracking line search; it is convex in (a, b). Platt's
+    targets ((N+ + 1) / (N+ + 2) for fakes, 1 / (N- + 2) for reals) replace 0/1 so a dev split
+    that the raw score separates perfectly still gets a finite temperature. ``a`` is kept
+    >= 1e-3: a score anti-correlated with the labels gets T = 1000 (an almost constant
+    probability), never a negative temperature.
+    """
+    z = _logit(raw_scores)
+    y = np.asarray(labels, dtype=np.float64)
+    if z.shape != y.shape or not len(z):
+        raise ValueError("need one label per score, and at least one score")
+    n_fake, n_real = float(y.sum()), float(len(y) - y.sum())
+    target = np.where(y > 0, (n_fake + 1.0) / (n_fake + 2.0), 1.0 / (n_real + 2.0))
+
+    def loss(a: float, b: float) -> float:
+        u = a * z + b
+        # log(1 + e^u) - t u, written to stay finite for large |u|
+        return float(np.mean(np.logaddexp(0.0, u) - target * u))
+
+    a, b = 1.0, 0.0
+    current = loss(a, b)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
+        residual, weight = p - target, p * (1.0 - p)
+        gradient = np.array([np.mean(residual * z), np.mean(residual)])
+        hessian = np.array(
+            [[np.mean(weight * z * z), np.mean(weight * z)], [np.mean(weight * z), np.mean(weight)]]
+        ) + 1e-12 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-8:
+            new_a = max(a - scale * step[0], _MIN_INVERSE_TEMPERATURE)
+            new_b = b - scale * step[1]
+            new = loss(new_a, new_b)
+            if new <= current:
+                break
+            scale *= 0.5
+        else:
+            break
+        converged = current - new < 1e-12
+        a, b, current = new_a, new_b, new
+        if converged:
+            break
+    return float(1.0 / a), float(-b / a)
+
+
+def best_threshold(
+    scores: Any, labels: Any, figure: str = "accuracy", prefer: float = 0.5
+) -> float:
+    """The threshold of best ``figure`` ("accuracy" or "f1") with "fake" meaning
+    ``score >= threshold``. Candidates are the midpoints between consecutive distinct scores
+    and the two ends (0 and 1); ties go to the candidate nearest ``prefer``."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if s.shape != y.shape:
+        raise ValueError("need one label per score")
+    values = np.unique(s)
+    candidates = np.concatenate([[0.0], 0.5 * (values[1:] + values[:-1]), [1.0]])
+    positives, negatives = np.sort(s[y]), np.sort(s[~y])
+    # For each candidate: positives at or above it (TP) and negatives below it (TN).
+    tp = len(positives) - np.searchsorted(positives, candidates, side="left")
+    tn = np.searchsorted(negatives, candidates, side="left")
+    fp = len(negatives) - tn
+    fn = len(positives) - tp
+    if figure == "accuracy":
+        value = (tp + tn) / max(len(s), 1)
+    elif figure == "f1":
+        denominator = 2 * tp + fp + fn
+        value = np.divide(2.0 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
+    else:
+        raise ValueError(f"unknown figure {figure!r}; choose 'accuracy' or 'f1'")
+    best = value.max()
+    tied = candidates[value >= best - 1e-12]
+    return float(tied[np.argmin(np.abs(tied - prefer))])
+
+
+def fit_calibration(
+    raw_scores: Any,
+    labels: Any,
+    step_probabilities: Any | None = None,
+    step_targets: Any | None = None,
+    base: Calibration | None = None,
+) -> Calibration:
+    """A tuned :class:`Calibration`: temperature and shift (:func:`fit_temperature_shift`),
+    the decision threshold of best accuracy on the calibrated probabilities and, when step
+    arrays are given, the segment threshold of best step-level F1. The other fields
+    (uncertain band, modality threshold) are kept from ``base`` (default: the defaults)."""
+    base = base or Calibration()
+    labels = np.asarray(labels)
+    temperature, shift = fit_temperature_shift(raw_scores, labels)
+    fitted = Calibration(
+        temperature=temperature,
+        shift=shift,
+        uncertain_band=base.uncertain_band,
+        modality_threshold=base.modality_threshold,
+        segment_threshold=base.segment_threshold,
+    )
+    calibrated = [fitted.calibrate(s) for s in np.asarray(raw_scores, dtype=np.float64)]
+    threshold = best_threshold(calibrated, labels, "accuracy")
+    segment_threshold = base.segment_threshold
+    if step_probabilities is not None and step_targets is not None:
+        targets = np.asarray(step_targets)
+        if targets.any():  # with no fake step F1 is 0 everywhere: keep the default
+            segment_threshold = best_threshold(step_probabilities, targets, "f1")
+    return Calibration(
+        temperature=temperature,
+        shift=shift,
+        threshold=threshold,
+        uncertain_band=base.uncertain_band,
+        segment_threshold=segment_threshold,
+        modality_threshold=base.modality_threshold,
+        tuned=True,
+    )
+
+
+# --- the whole tuning ---------------------------------------------------------------------
+
+
+def tune_outputs(
+    detector: Detector,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    search_space: Mapping[str, Sequence[Any]] | None = None,
+) -> TuningResult:
+    """Decoding parameters and calibration fitted on labelled dev outputs (see the module
+    docstring). ``detector``'s own parameters are the "before" column and are not changed."""
+    if not items:
+        raise AvdfError("no labelled video to tune on")
+    labels = np.array([int(s.label or 0) for s, _ in items])
+    _check_both_classes(labels.tolist())
+    before = dev_figures(detector, items, detector.decode_config, detector.calibration)
+    decode, search = detector.decode_config, []
+    if _has_temporal_labels(items):
+        decode, search = search_decoding(detector, items, search_space)
+    # Raw video scores: the detector's score under the identity calibration.
+    raw = [p.score for p in _predictions(detector, items, decode, Calibration())]
+    step_probs, step_targets_ = step_arrays(items)
+    calibration = fit_calibration(raw, labels, step_probs, step_targets_)
+    # Platt's smoothed targets can, on a tiny dev split, leave the plain dev log-loss above
+    # that of the stored temperature and shift: then those are kept (never worse on dev).
+    current = detector.calibration
+    if log_loss([current.calibrate(s) for s in raw], labels) < log_loss(
+        [calibration.calibrate(s) for s in raw], labels
+    ):
+        calibration = replace(calibration, temperature=current.temperature, shift=current.shift)
+        calibrated = [calibration.calibrate(s) for s in raw]
+        calibration = replace(calibration, threshold=best_threshold(calibrated, labels))
+    after = dev_figures(detector, items, decode, calibration)
+    return TuningResult(decode, calibration, before, after, search, len(items))
+
+
+def _check_both_classes(labels: Sequence[int]) -> None:
+    if len(set(labels)) < 2:
+        raise AvdfError("the dev split needs both real and fake videos to fit a calibration")
+
+
+def default_output(checkpoint: str | Path) -> Path:
+    """``<stem>-tuned.ckpt`` beside the input checkpoint."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}-tuned.ckpt")
+
+
+def json_safe(value: Any) -> Any:
+    """Plain Python numbers (numpy scalars would not load under ``weights_only=True``), and
+    None for undefined figures (JSON has no NaN)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def tune_checkpoint(
+    checkpoint: str | Path,
+    dataset: str | None,
+    root: str | Path | None,
+    split: str = "dev",
+    cache_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    manifest: str | Path | None = None,
+    search_space: Mapping[str, Sequence[Any]] | None = None,
+    progress: bool = False,
+    detector: Detector | None = None,
+) -> tuple[Path, TuningResult, DevOutputs]:
+    """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
+    and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;
+    an existing ``out`` is kept unless ``force``. Returns the path, the result and the dev
+    outputs (their ``failed`` lines name unreadable videos, which are left out)."""
+    from avdf.models.checkpoint import save_checkpoint
+
+    target = Path(out) if out is not None else default_output(checkpoint)
+    if target.exists() and not force:
+        raise OutputExistsError(target)  # before minutes of inference
+    dataset, samples = load_split(dataset, root, split, manifest)
+    _check_both_classes([int(s.label) for s in samples if s.label is not None])
+    detector = detector or Detector.from_checkpoint(checkpoint)
+    outputs = collect_outputs(detector, samples, cache_dir, progress)
+    result = tune_outputs(detector, outputs.items, search_space)
+    extra = dict(detector.info.get("extra") or {})
+    # Keep the window the detector ran with, whatever the source checkpoint's format.
+    extra.setdefault("window_steps", detector.window_steps)
+    extra["decode"] = json_safe(result.decode.to_dict())
+    extra["calibration"] = json_safe(result.calibration.to_dict())
+    extra["tuning"] = json_safe(
+        {**result.to_dict(), "dataset": dataset, "split": split, "failed": len(outputs.failed)}
+    )
+    save_checkpoint(target, detector.model, detector.spec, extra)
+    return target, result, outputs

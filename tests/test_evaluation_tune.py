@@ -1,0 +1,165 @@
+"""``avdf tune``: calibration fitting on hand-made scores, thresholds by hand, and the whole
+command on a tiny synthetic corpus with the bundled checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from evaluation_corpus import synth_corpus
+
+from avdf.cli import main
+from avdf.evaluation.dataset import evaluate_dataset
+from avdf.evaluation.tune import (
+    best_threshold,
+    fit_calibration,
+    fit_temperature_shift,
+    log_loss,
+    step_f1,
+)
+from avdf.inference.calibration import Calibration
+from avdf.inference.decode import DecodeConfig
+from avdf.inference.detector import Detector, bundled_checkpoint_path
+from avdf.models.checkpoint import load_checkpoint
+
+SPLIT = "train"  # 12 of the 16 videos, real and fake: more to tune on than dev's 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize(("temperature", "shift"), [(2.0, 0.7), (0.5, -1.0), (1.0, 0.0)])
+def test_temperature_and_shift_are_recovered(temperature: float, shift: float) -> None:
+    # Labels drawn from the model itself: the maximum-likelihood fit must find its parameters.
+    rng = np.random.default_rng(0)
+    z = rng.normal(0.0, 3.0, 40_000)
+    labels = rng.random(len(z)) < _sigmoid((z - shift) / temperature)
+    fitted_t, fitted_shift = fit_temperature_shift(_sigmoid(z), labels)
+    assert fitted_t == pytest.approx(temperature, rel=0.05)
+    assert fitted_shift == pytest.approx(shift, abs=0.08)
+    # ...and the fit is at least as good as the truth on these labels (it is the minimum).
+    true_p = _sigmoid((z - shift) / temperature)
+    fitted_p = _sigmoid((z - fitted_shift) / fitted_t)
+    assert log_loss(fitted_p, labels) <= log_loss(true_p, labels) + 1e-9
+
+
+def test_separable_and_reversed_scores_stay_finite() -> None:
+    raw = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    t, shift = fit_temperature_shift(raw, [0, 0, 0, 1, 1, 1])
+    assert 0.0 < t < 10.0 and abs(shift) < 1e-6  # finite (Platt targets), symmetric
+    t, _ = fit_temperature_shift(raw, [1, 1, 1, 0, 0, 0])
+    assert t == pytest.approx(1000.0)  # reversed scores carry no usable sign: flat, never T < 0
+
+
+def test_best_threshold_by_hand() -> None:
+    scores = [0.1, 0.4, 0.35, 0.8, 0.6, 0.2]
+    labels = [0, 0, 1, 1, 1, 0]
+    # Sorted: .1(0) .2(0) .35(1) .4(0) .6(1) .8(1). Cut at (.2+.35)/2 = .275: 5/6 right
+    # (only .4 wrong); at (.4+.6)/2 = .5: 5/6 right (only .35 wrong). Tie: nearest 0.5 wins.
+    assert best_threshold(scores, labels, "accuracy") == pytest.approx(0.5)
+    # F1 at .275: TP 3, FP 1, FN 0 -> 6/7; at .5: TP 2, FP 0, FN 1 -> 4/5. 6/7 wins.
+    assert best_threshold(scores, labels, "f1") == pytest.approx(0.275)
+    assert step_f1(np.array(scores), np.array(labels), 0.275) == pytest.approx(6 / 7)
+
+
+def test_fit_calibration_orders_and_separates() -> None:
+    raw = [0.30, 0.32, 0.33, 0.36, 0.38, 0.40]
+    labels = [0, 0, 0, 1, 1, 1]
+    steps = np.array([0.1, 0.9, 0.2, 0.8])
+    calibration = fit_calibration(raw, labels, steps, np.array([0, 1, 0, 1]))
+    assert calibration.tuned and calibration.uncertain_band == Calibration().uncertain_band
+    probabilities = [calibration.calibrate(s) for s in raw]
+    assert probabilities == sorted(probabilities)  # a monotone map of the raw score
+    decisions = [p >= calibration.threshold for p in probabilities]
+    assert decisions == [bool(y) for y in labels]  # dev accuracy 1
+    assert 0.2 < calibration.segment_threshold < 0.8  # between the classes: step F1 1
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return synth_corpus(tmp_path_factory)
+
+
+def test_tune_keeps_or_improves_dev_figures_and_is_used_by_evaluate(
+    corpus: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, cache = corpus
+    bundled = bundled_checkpoint_path()
+    out, record = tmp_path / "tuned.ckpt", tmp_path / "tune.json"
+    argv = ["tune", str(bundled), "--dataset", "lavdf", "--root", str(root), "--split", SPLIT]
+    argv += ["--cache", str(cache), "--out", str(out), "--json", str(record)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "| AP@0.5 |" in captured.out and "calibration: temperature=" in captured.out
+    assert "12 from the cache" in captured.err
+
+    _, _, info = load_checkpoint(out)
+    extra = info["extra"]
+    decode = DecodeConfig.from_dict(extra["decode"])
+    calibration = Calibration.from_dict(extra["calibration"])
+    assert calibration.tuned and extra["decode"] == decode.to_dict()
+    before, after = extra["tuning"]["before"], extra["tuning"]["after"]
+    assert extra["tuning"]["n_videos"] == 12 and extra["tuning"]["split"] == SPLIT
+    # The search starts from the stored parameters, so the dev objective can only rise...
+    assert after["objective"] >= before["objective"] - 1e-12
+    assert after["objective"] == max(row["objective"] for row in extra["tuning"]["search"])
+    # ...the calibration never raises the dev log-loss (the stored one is kept otherwise)
+    # and the threshold is the best cut on dev, so no worse than the stored one.
+    assert after["log-loss"] <= before["log-loss"] + 1e-9
+    assert after["ACC"] >= before["ACC"]
+    assert json.loads(record.read_text())["decode"] == extra["decode"]
+    # The other stored fields survive.
+    original = load_checkpoint(bundled)[2]["extra"]
+    assert all(extra[k] == v for k, v in original.items() if k not in ("decode", "calibration",
+                                                                        "tuning"))  # fmt: skip
+
+    # The detector and `avdf evaluate` pick the tuned parameters up by themselves: scoring the
+    # split again gives exactly the "after" figures.
+    detector = Detector.from_checkpoint(out)
+    assert detector.decode_config == decode and detector.calibration == calibration
+    results = evaluate_dataset("lavdf", root, out, SPLIT, cache_dir=cache, progress=False)
+    loc, det = results["localization"], results["detection"]
+    assert det.threshold == calibration.threshold  # the tuned decision threshold by default
+    assert loc.ap[0.5] + loc.ar[100] == pytest.approx(after["objective"])
+    assert det.accuracy == pytest.approx(after["ACC"])
+
+    # Never overwritten without --force; the default output sits beside the input.
+    assert main(argv) == 1
+    assert "already exists" in capsys.readouterr().err
+    copy = tmp_path / "model.ckpt"
+    copy.write_bytes(bundled.read_bytes())
+    argv = ["tune", str(copy), "--dataset", "lavdf", "--root", str(root), "--split", "dev"]
+    assert main([*argv, "--cache", str(cache)]) == 0
+    assert (tmp_path / "model-tuned.ckpt").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left
+
+
+def test_tune_needs_a_split_with_both_classes(
+    corpus: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, cache = corpus
+    records = json.loads((root / "metadata.json").read_text())
+    fakes = [dict(r, split="dev") for r in records if r["n_fakes"]][:2]
+    only_fakes = tmp_path / "root"
+    only_fakes.mkdir()
+    (only_fakes / "metadata.json").write_text(json.dumps(fakes))
+    for r in fakes:
+        (only_fakes / r["file"]).parent.mkdir(exist_ok=True)
+        (only_fakes / r["file"]).symlink_to(root / r["file"])
+    argv = ["tune", str(bundled_checkpoint_path()), "--dataset", "lavdf", "--root"]
+    argv += [str(only_fakes), "--cache", str(cache), "--out", str(tmp_path / "t.ckpt")]
+    assert main(argv) == 1
+    assert "both real and fake" in capsys.readouterr().err
+    assert not (tmp_path / "t.ckpt").exists()
