@@ -211,8 +211,11 @@ class Detector:
 
         stats = ExtractionStats()  # the pipeline fills in the probed MediaInfo
         steps = self._stitch(self._feature_chunks(path, stats), path)
-        # The container's duration once the pipeline has probed it; else what decoded.
+        # The container's duration once the pipeline has probed it; what decoded when that is
+        # clearly longer (audio outlasting the picture, clocks restarting mid-stream).
         probed = stats.info.duration if stats.info is not None else 0.0
+        if steps.duration > probed + self.spec.step_seconds:
+            probed = steps.duration
         return replace(
             steps, duration=float(probed) if probed > 0 else steps.duration, notes=list(stats.notes)
         )

@@ -8,6 +8,12 @@ it), so variable frame rates and 24/29.97/30/50/60 fps sources all come out at `
 with frames duplicated or dropped as needed. The video ends at the last frame's presentation
 time plus its duration, rounded to whole frames by :meth:`MediaSpec.frames_in`.
 
+Timestamp discontinuities (MPEG-TS segments concatenated, a broadcast capture whose clock
+restarts): a frame whose time jumps back by more than ``_MAX_BACKWARD_JUMP``, or (in formats
+that allow discontinuities) forward by more than ``_MAX_FORWARD_JUMP``, starts a new segment
+that is joined on right after the previous frame, so the whole picture is used. The audio is
+concatenated sample by sample after its start, so it follows the same joined clock.
+
 Everything streams: memory is bounded by one chunk regardless of the video's length.
 
 Corrupt input: a file that cannot be opened or whose first frame cannot be decoded raises
@@ -36,6 +42,11 @@ log = logging.getLogger(__name__)
 _PTS_EPSILON = 1e-4  # seconds
 
 DEFAULT_CHUNK_FRAMES = 64
+
+# A backward step larger than this is a clock restart, not B-frame jitter or a muxing glitch.
+_MAX_BACKWARD_JUMP = 0.5  # seconds
+# ffmpeg's own threshold (-dts_delta_threshold) for forward jumps in discontinuous formats.
+_MAX_FORWARD_JUMP = 10.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,7 @@ def iter_video_frames(
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     max_frames: int | None = None,
     reuse_buffer: bool = False,
+    notes: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the video resampled to ``spec.fps`` as chunks of (n, H, W, 3) uint8 RGB.
 
@@ -226,7 +238,8 @@ def iter_video_frames(
     ``reuse_buffer`` writes every chunk into the same array, so each yielded chunk is
     overwritten by the next one: for consumers done with a chunk before they ask for the
     next (the preprocessing pipeline). It saves allocating and page-faulting a fresh chunk
-    (~170 MB for 250 frames at 640x360) every time.
+    (~170 MB for 250 frames at 640x360) every time. ``notes`` receives one line per
+    timestamp discontinuity joined (see the module docstring).
     """
     path = _check_file(path)
     if chunk_frames < 1:
@@ -236,6 +249,7 @@ def iter_video_frames(
             raise InputError(path, "no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: decoding is the floor we pay
+        jumps_forward = bool(container.format.flags & av.format.Flags.ts_discont.value)
         origin = _stream_start(stream)
         period = 1.0 / spec.fps
         chunk: np.ndarray | None = None  # (chunk_frames, H, W, 3) array being filled
@@ -244,6 +258,7 @@ def iter_video_frames(
         held: av.VideoFrame | None = None  # latest decoded frame, pts <= next output time
         held_rgb: np.ndarray | None = None  # its RGB conversion, made only if it is emitted
         held_end = 0.0  # end time of the latest decoded frame, seconds on our clock
+        held_start = 0.0  # its presentation time, seconds on our clock
         size = (0, 0)
         rotation = 0
 
@@ -289,6 +304,18 @@ def iter_video_frames(
             if origin is None:
                 origin = t
             t -= origin
+            if held is not None and (
+                t < held_start - _MAX_BACKWARD_JUMP
+                or (jumps_forward and t > held_end + _MAX_FORWARD_JUMP)
+            ):
+                # The clock restarted: this segment continues where the last frame ended.
+                if notes is not None:
+                    notes.append(
+                        f"video timestamps jump from {held_start + origin:.2f} s to "
+                        f"{t + origin:.2f} s at {held_end:.2f} s: segments joined end to end"
+                    )
+                origin += t - held_end
+                t = held_end
             if held is None:
                 rotation = _display_rotation(frame)
                 size = _target_size(frame.width, frame.height, max_side)
@@ -301,7 +328,7 @@ def iter_video_frames(
             held_end = max(
                 held_end, t + (frame_period or 1.0 / float(stream.average_rate or spec.fps))
             )
-            held, held_rgb = frame, None
+            held, held_rgb, held_start = frame, None, t
         if held is None:
             raise InputError(path, "video stream has no decodable frames (truncated or corrupt)")
         # The last frame lasts its own duration; round the end to whole output frames.

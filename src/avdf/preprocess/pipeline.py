@@ -10,6 +10,11 @@ when at least half of its samples exist (after the audio stream's start); missin
 A video without an audio stream is not an error: all steps are masked. A video in which no
 face is ever found is not an error either: ``face_mask`` is all False and a note says
 "no face found" (detection can still use the audio).
+
+Audio that outlasts the picture by more than ``AUDIO_TAIL_SECONDS`` (a still or a short clip
+under a long soundtrack) is analysed to its end: those steps have no face (``face_mask``
+False, zero crops, NaN landmarks) and a note says where the picture ended. Timestamp
+discontinuities are joined by the decoder (see :mod:`avdf.io.decode`) and noted.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
 
 log = logging.getLogger(__name__)
+
+# Audio running on past the last picture by less than this is muxing slack (AAC priming and
+# padding, the last frame's duration) and is dropped; more is content and is analysed.
+AUDIO_TAIL_SECONDS = 1.0
 
 
 class Tracker(Protocol):
@@ -94,33 +103,50 @@ def iter_features(
     mel = StreamingLogMel(spec)
     audio_chunks = iter_audio(path, spec) if info.has_audio else iter([])
     audio_ended = not info.has_audio
+    # Audio that starts after the video is zero-padded by the decoder: its lead is masked too.
+    audio_start = max(0.0, info.audio_offset) * spec.sample_rate  # samples
+
+    def pull_audio(samples: float) -> None:
+        """Decode audio until ``samples`` samples are in or the audio ends."""
+        nonlocal audio_ended
+        while not audio_ended and mel.samples_seen < samples:
+            chunk = next(audio_chunks, None)
+            if chunk is None:
+                audio_ended = True
+            else:
+                mel.push(chunk)
+
+    def audio_steps(first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, F, n_mels) float16 mel and (n,) bool mask of steps first .. first + n - 1."""
+        nonlocal audio_ended
+        while not audio_ended and mel.ready_steps() < n:
+            pull_audio(mel.samples_seen + 1)
+        step_mel = mel.pop_steps(n)
+        # A step has audio when at least half of its samples were decoded.
+        half_step = (first + np.arange(n) + 0.5) * spec.samples_per_step
+        audio_mask = (half_step <= mel.samples_seen) & (half_step >= audio_start)
+        if not info.has_audio:
+            audio_mask[:] = False
+        step_mel[~audio_mask] = 0
+        return step_mel, audio_mask
+
     frames_per_chunk = chunk_steps * spec.stride
     first_step = 0
     # Each chunk is done with before the next is decoded, so one frame array serves them all.
     video = iter_video_frames(
-        path, spec, max_side=max_side, chunk_frames=frames_per_chunk, reuse_buffer=True
+        path,
+        spec,
+        max_side=max_side,
+        chunk_frames=frames_per_chunk,
+        reuse_buffer=True,
+        notes=stats.notes,
     )
     for frames in video:
         n = len(frames) // spec.stride  # a trailing partial step is dropped
         if n == 0:
             continue
         face = tracker.process(frames[: n * spec.stride : spec.stride])
-        # Pull audio until this chunk's steps are covered (or the audio ends).
-        while not audio_ended and mel.ready_steps() < n:
-            chunk = next(audio_chunks, None)
-            if chunk is None:
-                audio_ended = True
-            else:
-                mel.push(chunk)
-        step_mel = mel.pop_steps(n)  # (n, F, n_mels) float16
-        # A step has audio when at least half of its samples were decoded.
-        half_step = (first_step + np.arange(n) + 0.5) * spec.samples_per_step
-        # Audio that starts after the video is zero-padded by the decoder: mask that lead too.
-        audio_start = max(0.0, info.audio_offset) * spec.sample_rate
-        audio_mask = (half_step <= mel.samples_seen) & (half_step >= audio_start)
-        if not info.has_audio:
-            audio_mask[:] = False
-        step_mel[~audio_mask] = 0
+        step_mel, audio_mask = audio_steps(first_step, n)
         landmarks = _to_source_pixels(face.landmarks, frames.shape[1:3], info)
         yield VideoFeatures(
             spec=spec,
@@ -136,7 +162,47 @@ def iter_features(
         stats.n_steps = first_step
         stats.face_steps += int(np.count_nonzero(face.face_mask))
         stats.audio_steps += int(np.count_nonzero(audio_mask))
+
+    picture_steps = first_step
+    picture_end = picture_steps * spec.samples_per_step  # samples
+    pull_audio(picture_end + AUDIO_TAIL_SECONDS * spec.sample_rate + 1)
+    if picture_steps and mel.samples_seen - picture_end > AUDIO_TAIL_SECONDS * spec.sample_rate:
+        # The audio outlasts the picture: its steps to the end, with the face absent.
+        while True:
+            pull_audio((first_step + chunk_steps + 1) * spec.samples_per_step)
+            # Steps that have audio by the half-step rule, at most a chunk of them.
+            have = int(mel.samples_seen / spec.samples_per_step + 0.5) - first_step
+            n = min(chunk_steps, have)
+            if n <= 0:
+                break
+            step_mel, audio_mask = audio_steps(first_step, n)
+            yield _without_face(spec, first_step, step_mel, audio_mask)
+            first_step += n
+            stats.n_steps = first_step
+            stats.audio_steps += int(np.count_nonzero(audio_mask))
+        stats.notes.append(
+            f"picture ends at {picture_steps * spec.step_seconds:.2f} s, audio at "
+            f"{first_step * spec.step_seconds:.2f} s: analysed to the end, face absent after "
+            "the picture"
+        )
     _finish_notes(stats, spec, info)
+
+
+def _without_face(
+    spec: MediaSpec, first_step: int, mel: np.ndarray, audio_mask: np.ndarray
+) -> VideoFeatures:
+    """Steps with audio only (after the picture ended): face absent, zero crops."""
+    n = len(audio_mask)
+    return VideoFeatures(
+        spec=spec,
+        first_step=first_step,
+        face=np.zeros((n, spec.face_size, spec.face_size, 3), np.uint8),
+        mouth=np.zeros((n, spec.mouth_size, spec.mouth_size, 3), np.uint8),
+        mel=mel,
+        face_mask=np.zeros(n, bool),
+        audio_mask=audio_mask,
+        landmarks=np.full((n, N_LANDMARKS, 2), np.nan, np.float16),
+    )
 
 
 def _to_source_pixels(
