@@ -3,9 +3,12 @@ batch, no overwriting, stdout JSON, fast start-up."""
 
 from __future__ import annotations
 
+import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -17,8 +20,8 @@ import torch
 from avdf.cli import main
 from avdf.models import create_model, save_checkpoint
 from avdf.reports.challenge import read_detection, read_localization
+from avdf.reports.verdict import Verdict
 from avdf.timebase import MediaSpec
-from avdf.types import Prediction
 
 CLIP = fx.talking("talking-face_pc-avs_517600055.mp4")  # 4.48 s, 224x224, with audio
 
@@ -32,6 +35,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     return save_checkpoint(path, model, spec, extra={"window_steps": 32})
+
+
+def _report(path: Path) -> Verdict:
+    return Verdict.from_dict(json.loads(path.read_text()))
 
 
 def _silent_copy(src: Path, dst: Path) -> Path:
@@ -56,22 +63,24 @@ def test_batch_with_bad_files(checkpoint: Path, tmp_path: Path, capfd) -> None:
     loc, det = tmp_path / "loc.json", tmp_path / "det.txt"
     challenge = ["--challenge-json", str(loc), "--challenge-txt", str(det)]
     status = main([*argv, "--checkpoint", str(checkpoint), *challenge])
-    err = capfd.readouterr().err
+    captured = capfd.readouterr()
+    err = captured.err
     assert status == 1
     # One line per bad file, naming it; no traceback; the good files were written.
     assert sum(line.startswith(str(not_video)) for line in err.splitlines()) == 1
     assert sum(line.startswith(str(missing)) for line in err.splitlines()) == 1
     assert "Traceback" not in err
     assert "W0000" not in err and "XNNPACK" not in err  # native tracker logs silenced
-    assert "note: no audio stream" in err
+    assert "note: no audio stream" in captured.out  # the human summary: stdout with -o
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        f"{s}.{e}" for s in (CLIP.stem, "silent") for e in ("csv", "html", "json")
+        [f"{s}.{e}" for s in (CLIP.stem, "silent") for e in ("csv", "html", "json")]
+        + ["summary.csv"]
     )
-    good = Prediction.from_dict(json.loads((out / f"{CLIP.stem}.json").read_text()))
+    good = _report(out / f"{CLIP.stem}.json").prediction()
     assert good.video_id == CLIP.stem and good.modalities_present["audio"] == 1.0
     assert all(0 <= s.start < s.end <= good.duration for s in good.segments)
-    quiet = Prediction.from_dict(json.loads((out / "silent.json").read_text()))
+    quiet = _report(out / "silent.json").prediction()
     assert quiet.modalities_present["audio"] == 0.0
     html = (out / "silent.html").read_text()
     assert "<svg" in html and "<polyline" in html
@@ -83,12 +92,12 @@ def test_batch_with_bad_files(checkpoint: Path, tmp_path: Path, capfd) -> None:
     expected = [[s.score, s.start, s.end] for s in good.segments]
     np.testing.assert_allclose(proposals[str(CLIP)], np.reshape(expected, (-1, 3)))
 
-    # A second run without --force leaves every earlier output untouched.
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    # A second run without --force skips the video and leaves every report untouched.
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "summary.csv"}
     status = main(["detect", str(CLIP), "-o", str(out), "--checkpoint", str(checkpoint)])
     err = capfd.readouterr().err
-    assert status == 1 and "already exists" in err and "--force" in err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert status == 0 and "1 skipped" in err and "--force" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "summary.csv"} == before
 
 
 @pytest.mark.slow
@@ -96,9 +105,9 @@ def test_stdout_json_and_options(checkpoint: Path, capsys) -> None:
     argv = ["detect", str(CLIP), "--checkpoint", str(checkpoint), "--top-k", "3"]
     assert main([*argv, "--threshold", "0.0"]) == 0
     captured = capsys.readouterr()
-    prediction = Prediction.from_dict(json.loads(captured.out))
+    prediction = Verdict.from_dict(json.loads(captured.out)).prediction()
     assert prediction.video_id == CLIP.stem and len(prediction.segments) == 3
-    assert f"{CLIP.stem}: fake score" in captured.err  # human summary on stderr
+    assert f"{CLIP.stem}: " in captured.err and "probability fake" in captured.err  # summary
 
 
 def test_bad_options_and_checkpoint(checkpoint: Path, tmp_path: Path, capsys) -> None:
@@ -145,3 +154,132 @@ def test_an_unreadable_file_prints_one_line_and_nothing_at_exit(
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{bad}: not a readable media file"), lines
+
+
+# --- folders, resume, shards: the bundled sample and the bundled checkpoint -----------------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "avdf" / "assets" / "sample.mp4"
+
+
+def _collection(root: Path, names: list[str]) -> Path:
+    """A folder tree of copies of the sample clip (and files that are not videos)."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(SAMPLE.read_bytes())
+    (root / "readme.txt").write_text("not a video: ignored")
+    return root
+
+
+def _summary(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as f:
+        return {row["video"]: row for row in csv.DictReader(f)}
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(".") or ".tmp" in p.name)
+
+
+@pytest.mark.slow
+def test_folder_batch_verdict_thumbnails_bad_file_and_rerun(tmp_path: Path, capfd) -> None:
+    videos = _collection(tmp_path / "videos", ["a.mp4", "deeper/b/c.MOV"])
+    (videos / "deeper" / "broken.mkv").write_bytes(SAMPLE.read_bytes()[:2000])
+    out = tmp_path / "out"
+    assert main(["detect", str(videos), "-o", str(out)]) == 1
+    captured = capfd.readouterr()
+    bad = [line for line in captured.err.splitlines() if "broken.mkv" in line]
+    assert len(bad) == 1 and bad[0].startswith(str(videos / "deeper" / "broken.mkv"))
+    assert "Traceback" not in captured.err
+    # The verdict in words on stdout (reports go to files), one block per good video.
+    assert captured.out.count(": likely ") == 2 and "probability fake" in captured.out
+    rows = _summary(out / "summary.csv")
+    assert set(rows) == {"a", "deeper/b/c", "deeper/broken"}
+    assert rows["a"]["status"] == rows["deeper/b/c"]["status"] == "done"
+    assert rows["a"]["verdict"] == "fake" and rows["a"]["tuned"] == "false"
+    assert (
+        rows["deeper/broken"]["status"] == "failed"
+        and "broken.mkv" in rows["deeper/broken"]["error"]
+    )
+    report = _report(out / "deeper_b_c.json")
+    assert report.label == rows["a"]["verdict"] == "fake"
+    # The sample's fake stretch is 1.36-2.20 s: a segment, or where the evidence peaks, is there.
+    regions = report.segments or (report.strongest,)
+    assert any(r is not None and r.start < 2.2 and r.end > 1.36 for r in regions)
+    assert len(report.proposals) > 5 and report.prediction().segments == report.proposals
+    page = (out / "a.html").read_text()
+    assert "likely FAKE" in page and 'name="viewport"' in page
+    # Face and mouth at the fake stretch and at a real one for comparison.
+    assert page.count("data:image/png;base64,") >= 4 and "for comparison" in page
+    assert _leftovers(out) == []
+
+    # Rerun: finished videos are skipped, their reports untouched; the bad one fails again.
+    before = {
+        p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".csv" or p.stem != "summary"
+    }
+    assert main(["detect", str(videos), "-o", str(out)]) == 1
+    err = capfd.readouterr().err
+    assert "0 done, 2 skipped" in err and "1 failed" in err
+    after = {
+        p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".csv" or p.stem != "summary"
+    }
+    assert after == before
+    assert _summary(out / "summary.csv") == rows
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    videos = _collection(tmp_path / "videos", [f"v{i}.mp4" for i in range(4)])
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "avdf", "detect", str(videos), "-o", str(out), "--format", "all"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "summary.csv").exists():  # killed once the first video is finished
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    # Whatever the kill interrupted, every file under its final name is complete.
+    finished = {p.stem for p in out.glob("*.json")}
+    assert "v0" in finished and finished != {f"v{i}" for i in range(4)}
+    for report in out.glob("*.json"):
+        _report(report)  # parses
+    listed = _summary(out / "summary.csv")  # written after every video: v0 is in it
+    assert "v0" in listed and set(listed) <= finished
+    # A temporary file the kill could have left mid-write, and a finished report to keep.
+    (out / ".v3.html.4242.0123abcd.tmp").write_text("<html><body>half")
+    kept = (out / "v0.json").read_bytes()
+
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{4 - len(finished)} done, {len(finished)} skipped" in done.stderr
+    assert (out / "v0.json").read_bytes() == kept
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"v{i}.{e}" for i in range(4) for e in ("json", "csv", "html")] + ["summary.csv"]
+    )
+    rows = _summary(out / "summary.csv")
+    assert sorted(rows) == [f"v{i}" for i in range(4)]
+    assert {r["status"] for r in rows.values()} == {"done"}
+
+
+@pytest.mark.slow
+def test_shards_split_a_folder_without_coordination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    videos = _collection(tmp_path / "videos", ["a.mp4", "b.mp4", "c.mp4"])
+    out = tmp_path / "out"
+    assert main(["detect", str(videos), "-o", str(out), "--format", "json", "--shard", "1/2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "summary-1-of-2.csv"]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")  # an array job's task: shard 0 of 2
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert main(["detect", str(videos), "-o", str(out), "--format", "json"]) == 0
+    assert set(_summary(out / "summary-0-of-2.csv")) == {"a", "c"}
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT")
+    capfd.readouterr()
+    # A plain run afterwards skips everything and writes the combined summary.
+    assert main(["detect", str(videos), "-o", str(out), "--format", "json"]) == 0
+    assert "0 done, 3 skipped" in capfd.readouterr().err
+    assert {r["status"] for r in _summary(out / "summary.csv").values()} == {"done"}
+    assert set(_summary(out / "summary.csv")) == {"a", "b", "c"}
+    assert main(["detect", str(videos), "-o", str(out), "--shard", "2/2"]) == 2

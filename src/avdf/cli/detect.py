@@ -374,7 +374,8 @@ def run(args: argparse.Namespace) -> int:
             batch.counts["failed"] += 1
             line = one_line(job.path, error)
             tqdm.write(line, file=sys.stderr)
-            batch.add(job.video_id, summary_row(job.path, None, error=line), write_now=True)
+            row = summary_row(job.path, None, error=line, video_id=job.video_id)
+            batch.add(job.video_id, row, write_now=True)
             continue
         batch.counts["done"] += 1
         done.append((job, prediction))

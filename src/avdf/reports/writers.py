@@ -147,11 +147,17 @@ SUMMARY_COLUMNS = (
 
 
 def summary_row(
-    path: str | Path, verdict: Verdict | None, report: str | Path | None = None, error: str = ""
+    path: str | Path,
+    verdict: Verdict | None,
+    report: str | Path | None = None,
+    error: str = "",
+    video_id: str | None = None,
 ) -> dict[str, str]:
-    """One row of a batch's ``summary.csv``: a finished video, or a failed one with its error."""
+    """One row of a batch's ``summary.csv``: a finished video, or a failed one (``verdict``
+    None) with its error; ``video_id`` defaults to the verdict's, else the file's stem."""
     if verdict is None:
-        return {"video": Path(path).stem, "path": str(path), "status": "failed", "error": error}
+        video = video_id or Path(path).stem
+        return {"video": video, "path": str(path), "status": "failed", "error": error}
     return {
         "video": verdict.video_id,
         "path": str(path),
