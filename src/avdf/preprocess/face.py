@@ -3,8 +3,8 @@
 The recipe follows the lip-reading practice (auto_avsr's landmark -> crop preparation):
 
 1. a :class:`LandmarkBackend` finds every face's 468 mesh points in each frame (while the main
-   face is tracked, only on every ``landmark_every``-th frame: frames in between hold the last
-   landmarks, see :class:`FaceTracker`);
+   face is tracked and slow, only on keyframes: frames in between are interpolated from the
+   measured frames on both sides, see :class:`FaceTracker`);
 2. the *main face* is the track closest to the previous main face (bounding-box IoU), starting
    with the largest face;
 3. short gaps (<= ``max_gap_seconds``, counted from the last frame with landmarks, found or
@@ -165,6 +165,31 @@ def crop_transforms(landmarks: np.ndarray, spec: MediaSpec) -> tuple[np.ndarray,
     return face, mouth
 
 
+def mouth_centre_offsets(
+    reference: np.ndarray, landmarks: np.ndarray, spec: MediaSpec
+) -> np.ndarray:
+    """How far the mouth crop of ``landmarks`` sits from the mouth crop of ``reference``.
+
+    Both are (N, 468, 2) pixels of the same N frames. Returns (N,) distances from the centre
+    of the reference's mouth crop to where the other crop's centre lands in it, in crop sides
+    (0.05 = a twentieth of the crop); NaN where either has no face.
+    """
+    reference = np.asarray(reference, np.float64)
+    landmarks = np.asarray(landmarks, np.float64)
+    out = np.full(len(reference), np.nan)
+    both = np.isfinite(reference).all(axis=(1, 2)) & np.isfinite(landmarks).all(axis=(1, 2))
+    if not both.any():
+        return out
+    _, ref_mouth = crop_transforms(reference[both], spec)  # (n, 2, 3) frame -> crop pixels
+    _, mouth = crop_transforms(landmarks[both], spec)
+    centre = np.full(2, spec.mouth_size / 2 - 0.5)  # crop pixels
+    # The other crop's centre in frame pixels: solve mouth @ [x, 1] = centre for x.
+    in_frame = np.linalg.solve(mouth[:, :, :2], (centre - mouth[:, :, 2])[..., None])  # (n, 2, 1)
+    in_reference = (ref_mouth[:, :, :2] @ in_frame)[..., 0] + ref_mouth[:, :, 2]  # (n, 2)
+    out[both] = np.linalg.norm(in_reference - centre, axis=1) / spec.mouth_size
+    return out
+
+
 def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Cut a ``size`` x ``size`` crop through the affine ``matrix`` (frame -> crop pixels).
 
@@ -268,24 +293,31 @@ class FaceTracker:
     ``min_iou`` to keep the main face, ``search_every`` (once the face has been gone longer than
     the gap limit, look for it only on every n-th frame: a faceless stretch then costs 1/n of
     the detector runs, and a returning face is picked up at most n - 1 frames late, inside
-    what is a masked gap anyway), ``landmark_every`` (see below); every other keyword goes to
-    the backend.
+    what is a masked gap anyway), ``landmark_every`` and ``fast_motion`` (see below); every
+    other keyword goes to the backend.
 
-    ``landmark_every = k`` runs the landmark model on at most every k-th frame while the main
-    face is tracked and slow: a frame within k - 1 frames after one where the face was found
-    reuses those landmarks (held, then smoothed like the rest) when the face moved at most
-    ``hold_max_motion`` outer eye distances per frame between its last two detections (so the
-    expected hold error stays under that). Once the face is missed, or moves faster, the model
-    runs on every frame again, so losing and finding a face is as prompt as with k = 1. The
-    hold is causal, so chunking still changes nothing; gaps count from held frames too.
-    Trade-off, measured with k = 2, 0.01 (benchmarks/detect.py's 360p clip and the shared
-    clips): 10-40% fewer landmark-model runs (~4-6 ms of CPU each, most of face tracking;
-    40% on the 360p clip), for a frame-to-frame spread of the eyes in the face crop of
-    0.0058 / 0.0099 / 0.0137 / 0.0152 crop sides against 0.0051 / 0.0096 / 0.0133 / 0.0152 at
-    k = 1 (an ungated k = 2 reaches 0.0202 on the moving portrait clip). Crops always cut the
-    frame's own pixels, so lip motion stays in the mouth crop; only their alignment lags by up
-    to k - 1 frames. Linear interpolation instead of the hold would need the next frame and so
-    break chunk independence. k = 1 is the every-frame behaviour.
+    *Keyframes.* While the main face is tracked, the landmark model runs only on keyframes:
+    frames whose video-level index i has (i + 1) % k == 0 for ``landmark_every = k``, and the
+    last frame of each chunk, so every skipped frame has a measured frame on both sides
+    within its chunk (the look-ahead is free: the chunk's frames are already decoded). Frames
+    between two keyframes are interpolated with a cubic Hermite curve whose tangents come
+    from the neighbouring measured frames (Catmull-Rom style), unless
+
+    * the face moved fast between the two keyframes: the alignment points or the lips'
+      centroid moved more than ``fast_motion`` outer eye distances per frame; or
+    * the face was lost at the later keyframe;
+
+    then the model runs on every frame in between, which is as exact as ``k = 1``. Found or
+    lost, gaps and holds follow the same rules as with ``k = 1``; the identity check compares
+    each frame with its nearest measured neighbour. ``k = 1`` measures every frame.
+
+    Trade-off, measured with benchmarks/tracking_accuracy.py on the 29 shared talking clips:
+    k = 4, fast_motion = 0.05 runs the model on ~30% of frames (~2.5 ms of CPU each, most of
+    face tracking) and keeps the mouth-crop centre within 0.05 crop sides of the every-frame
+    tracker's on >= 99% of frames. Crops always cut each frame's own pixels, so lip motion
+    within a crop is measured, not interpolated; what is interpolated is where the crop sits.
+    Chunking changes only the interpolation next to a chunk boundary (look-ahead stops there)
+    and adds a keyframe at each chunk end.
     """
 
     def __init__(
@@ -299,8 +331,8 @@ class FaceTracker:
         smoothing_beta: float = 1.0,
         min_iou: float = 0.2,
         search_every: int = 5,
-        landmark_every: int = 2,
-        hold_max_motion: float = 0.01,
+        landmark_every: int = 4,
+        fast_motion: float = 0.05,
         **options: Any,
     ) -> None:
         self.spec = spec
@@ -309,8 +341,21 @@ class FaceTracker:
         self.smoothing = smoothing
         self.min_iou = min_iou
         self.search_every = max(1, search_every)
-        self.landmark_every = max(1, landmark_every)
-        self.hold_max_motion = hold_max_motion
+        # Never skip more frames than a gap that would be interpolated anyway.
+        self.landmark_every = max(1, min(landmark_every, self.max_gap_steps + 1))
+        self.fast_motion = fast_motion
+        self._settings = {
+            "backend": backend,
+            "max_gap_seconds": max_gap_seconds,
+            "smoothing": smoothing,
+            "smoothing_min_cutoff": smoothing_min_cutoff,
+            "smoothing_beta": smoothing_beta,
+            "min_iou": min_iou,
+            "search_every": self.search_every,
+            "landmark_every": self.landmark_every,
+            "fast_motion": fast_motion,
+            **options,
+        }
         self._filter = _OneEuroFilter(spec.steps_per_second, smoothing_min_cutoff, smoothing_beta)
         self._new_backend = functools.partial(backend_factory(backend), **options)
         # Built on the first frame: a tracker that never sees one (only unreadable files came)
@@ -318,6 +363,11 @@ class FaceTracker:
         # lines when closed or garbage-collected, outside any silencing.
         self._built: LandmarkBackend | None = None
         self._start_state()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every option that changes the output (JSON-ready): caches record it."""
+        return dict(self._settings)
 
     @property
     def backend(self) -> LandmarkBackend:
@@ -331,11 +381,10 @@ class FaceTracker:
         # Last detected main face: its raw landmarks (468, 2) and frame index.
         self._last_detected: np.ndarray | None = None
         self._last_detected_index = -1
-        # Last frame with landmarks from _detect_main (detected or held): gaps count from it.
-        self._last_found_index = -1
-        # Speed of the main face between its last two detections, eye distances per frame
-        # (inf when unknown): frames are held only while it is slow (see landmark_every).
-        self._motion = math.inf
+        # The measured frame before it in the same track (index, (468, 2)), for the tangent
+        # of the first interpolated stretch of the next chunk.
+        self._tangent_anchor: tuple[int, np.ndarray] | None = None
+        self._last_run_found = False  # the model found the face on the last frame it ran on
         self._search_phase = 0  # sparse search looks at frames phase, phase + n, ...
         # Last frame emitted with landmarks (detected, interpolated or held), pre-smoothing.
         self._last_emitted: np.ndarray | None = None
@@ -360,63 +409,78 @@ class FaceTracker:
         self.close()
 
     # --- main-face selection ------------------------------------------------------------------
+    def _match(self, faces: list[np.ndarray], reference: np.ndarray) -> np.ndarray | None:
+        """The face in ``faces`` that overlaps ``reference`` best, if it overlaps enough."""
+        faces = [f for f in faces if np.isfinite(f).all()]
+        if not faces:
+            return None
+        previous = _box(reference)
+        overlaps = [_iou(previous, _box(f)) for f in faces]
+        best = int(np.argmax(overlaps))
+        return faces[best] if overlaps[best] >= self.min_iou else None
+
     def _select(self, faces: list[np.ndarray], index: int) -> np.ndarray | None:
         """The main face among ``faces`` (each (468, 2)), or None when it is not among them."""
         faces = [f for f in faces if np.isfinite(f).all()]
         if not faces:
             return None
-        boxes = [_box(f) for f in faces]
-        recent = (
+        if (
             self._last_detected is not None
             and index - self._last_detected_index <= self.max_gap_steps + 1
-        )
-        if recent:
+        ):
             # Keep the identity: best overlap with the previous main face, or nothing (another
             # person in the frame must not take over while the main face is briefly lost).
-            previous = _box(self._last_detected)
-            overlaps = [_iou(previous, b) for b in boxes]
-            best = int(np.argmax(overlaps))
-            return faces[best] if overlaps[best] >= self.min_iou else None
-        areas = [np.prod(b[2:] - b[:2]) for b in boxes]
+            return self._match(faces, self._last_detected)
+        areas = [np.prod(b[2:] - b[:2]) for b in map(_box, faces)]
         return faces[int(np.argmax(areas))]
+
+    def _focus(self, face: np.ndarray | None) -> None:
+        focus = getattr(self.backend, "focus", None)
+        if focus is not None:
+            focus(face)
 
     def _detect_main(self, frame: np.ndarray, index: int) -> np.ndarray | None:
         """The main face's raw landmarks ((468, 2) float64 pixels) on frame ``index``, or None."""
         gone = index - self._last_detected_index - 1  # frames since the last detection
-        if (
-            self._last_detected is not None
-            and gone < self.landmark_every - 1
-            and self._motion * (gone + 1) <= self.hold_max_motion
-        ):
-            self._last_found_index = index
-            return self._last_detected  # tracked: hold the landmarks (see landmark_every)
         recent = self._last_detected is not None and gone <= self.max_gap_steps
         if recent or (index - self._search_phase) % self.search_every == 0:
             main = self._select(self.backend.detect(frame), index)
         else:
             main = None  # a long absence: search only every search_every-th frame
-        focus = getattr(self.backend, "focus", None)
-        if focus is not None:
-            focus(main)
+        self._focus(main)
         if main is not None:
             main = main.astype(np.float64)
-            self._motion = self._speed(main, index)
             self._last_detected, self._last_detected_index = main, index
-            self._last_found_index = index
         elif self._last_detected is not None and gone == self.max_gap_steps:
             self._search_phase = index + 1  # sparse search starts right after the gap limit
+        self._last_run_found = main is not None
         return main
 
-    def _speed(self, main: np.ndarray, index: int) -> float:
-        """Mean motion of the alignment points since the previous detection, in outer eye
-        distances per frame; inf unless that detection was within ``landmark_every`` frames."""
-        previous, frames = self._last_detected, index - self._last_detected_index
-        if previous is None or frames > self.landmark_every:
-            return math.inf
-        align = list(ALIGN_INDICES)
-        moved = np.linalg.norm(main[align] - previous[align], axis=1).mean()
-        eyes = np.linalg.norm(main[_OUTER_EYE_CORNERS[1]] - main[_OUTER_EYE_CORNERS[0]])
-        return float(moved / max(eyes, 1.0) / frames)
+    def _too_fast(self, start: np.ndarray, end: np.ndarray, frames: int) -> bool:
+        """Did the face move more than ``fast_motion`` outer eye distances per frame between
+        two measured frames ``frames`` apart (alignment points on average, or the lips)?"""
+        eyes = max(
+            float(np.linalg.norm(start[_OUTER_EYE_CORNERS[1]] - start[_OUTER_EYE_CORNERS[0]])), 1.0
+        )
+        align, lips = list(ALIGN_INDICES), list(LIP_INDICES)
+        moved = max(
+            float(np.linalg.norm(end[align] - start[align], axis=1).mean()),
+            float(np.linalg.norm(end[lips].mean(axis=0) - start[lips].mean(axis=0))),
+        )
+        return moved > self.fast_motion * eyes * frames
+
+    def _measure_between(
+        self, frames: np.ndarray, start: int, stop: int, near: np.ndarray,
+        detected: list[np.ndarray | None],
+    ) -> None:  # fmt: skip
+        """Run the model on chunk frames ``start`` .. ``stop - 1`` (after a measured frame
+        with face ``near``), each matched to the face found on the frame before it."""
+        for i in range(start, stop):
+            self._focus(near)
+            main = self._match(self.backend.detect(frames[i]), near)
+            if main is not None:
+                detected[i] = near = main.astype(np.float64)
+        self._focus(detected[stop])  # back to the latest frame in time
 
     # --- per chunk ----------------------------------------------------------------------------
     def process(self, frames: np.ndarray) -> FaceChunk:
@@ -428,8 +492,8 @@ class FaceTracker:
         first = self._next_index
         self._next_index += n
 
-        detected_before = self._last_found_index  # last found frame in earlier chunks
-        detected = [self._detect_main(frames[i], first + i) for i in range(n)]
+        detected_before = self._last_detected_index  # last detection in earlier chunks
+        detected = self._detect_chunk(frames, first)
         filled = self._fill_gaps(detected, first, detected_before)  # (N, 468, 2), NaN if absent
         mask = np.isfinite(filled[:, 0, 0])
         spec = self.spec
@@ -446,6 +510,83 @@ class FaceTracker:
             face[i] = warp_crop(frames[i], face_matrix, spec.face_size)
             mouth[i] = warp_crop(frames[i], mouth_matrix, spec.mouth_size)
         return FaceChunk(face, mouth, mask, filled.astype(np.float16))
+
+    def _detect_chunk(self, frames: np.ndarray, first: int) -> list[np.ndarray | None]:
+        """Raw main-face landmarks of each chunk frame (None where absent): measured on
+        keyframes (and on every frame around a fast or lost face), interpolated in between."""
+        n = len(frames)
+        detected: list[np.ndarray | None] = [None] * n
+        # Measured frames with the face, in time order: (chunk position, landmarks); the
+        # last two of earlier chunks lead (negative positions) when the track continues.
+        measured: list[tuple[int, np.ndarray]] = []
+        if self._last_run_found and self._last_detected is not None:
+            if self._tangent_anchor is not None:
+                measured.append((self._tangent_anchor[0] - first, self._tangent_anchor[1]))
+            measured.append((self._last_detected_index - first, self._last_detected))
+        stretches: list[tuple[int, int]] = []  # (a, b): frames a+1 .. b-1 to interpolate
+        k = self.landmark_every
+        for i in range(n):
+            index = first + i
+            tracked = self._last_run_found
+            if tracked and (index + 1) % k != 0 and i != n - 1:
+                continue  # a skipped frame: filled once the next keyframe is measured
+            previous = measured[-1] if tracked and measured else None
+            detected[i] = main = self._detect_main(frames[i], index)
+            if previous is not None and i - previous[0] > 1:
+                a, start = previous
+                if main is None or self._too_fast(start, main, i - a):
+                    self._measure_between(frames, a + 1, i, start, detected)
+                    # The latest detection may now lie between the keyframes.
+                    found = [j for j in range(a + 1, i + 1) if detected[j] is not None]
+                    if main is None and found:
+                        self._last_detected = detected[found[-1]]
+                        self._last_detected_index = first + found[-1]
+                    measured.extend((j, detected[j]) for j in found if j != i)
+                else:
+                    stretches.append((a, i))
+            if main is not None:
+                measured.append((i, main))
+        self._interpolate(detected, stretches, measured)
+        if len(measured) >= 2 and self._last_run_found:
+            position, points = measured[-2]
+            self._tangent_anchor = (first + position, points)
+        else:
+            self._tangent_anchor = None
+        return detected
+
+    def _interpolate(
+        self,
+        detected: list[np.ndarray | None],
+        stretches: list[tuple[int, int]],
+        measured: list[tuple[int, np.ndarray]],
+    ) -> None:
+        """Fill each stretch between measured frames a and b with a cubic Hermite curve; the
+        tangent at a (at b) is the slope from the measured frame before a to b (from a to the
+        one after b), or the chord where that neighbour is missing or far."""
+        positions = [m[0] for m in measured]
+        order = {p: j for j, p in enumerate(positions)}
+        reach = 2 * self.landmark_every  # a neighbour further away says little about the curve
+        for a, b in stretches:
+            ja, jb = order[a], order[b]
+            start, end = measured[ja][1], measured[jb][1]
+            before = measured[ja - 1] if ja > 0 and a - positions[ja - 1] <= reach else (a, start)
+            after = (
+                measured[jb + 1]
+                if jb + 1 < len(measured) and positions[jb + 1] - b <= reach
+                else (b, end)
+            )
+            tangent_a = (end - before[1]) / (b - before[0])  # per frame
+            tangent_b = (after[1] - start) / (after[0] - a)
+            h = b - a
+            for j in range(a + 1, b):
+                t = (j - a) / h
+                t2, t3 = t * t, t * t * t
+                detected[j] = (
+                    (2 * t3 - 3 * t2 + 1) * start
+                    + (t3 - 2 * t2 + t) * h * tangent_a
+                    + (-2 * t3 + 3 * t2) * end
+                    + (t3 - t2) * h * tangent_b
+                )
 
     def _fill_gaps(
         self, detected: list[np.ndarray | None], first: int, detected_before: int
