@@ -247,6 +247,11 @@ table { border-collapse: collapse; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f0f0f0; }
 .muted { color: #666; font-size: 0.9em; }
+.timeline { overflow-x: auto; }
+@media (max-width: 40em) {  /* phones: keep the timeline's labels legible, scroll sideways */
+  .timeline svg { min-width: 36em; }
+  .verdict .label { font-size: 1.5em; }
+}
 """
 
 
@@ -297,7 +302,7 @@ class HtmlWriter(ReportWriter):
 {f'<ul class="notes muted">{notes}</ul>' if notes else ""}
 <h2>Timeline</h2>
 {self._legend(v)}
-{self._timeline_svg(v, curves, stills)}
+<div class="timeline">{self._timeline_svg(v, curves, stills)}</div>
 <h2>Manipulated segments</h2>
 {self._cards(v, stills)}
 {self._proposals(v)}
