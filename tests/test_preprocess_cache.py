@@ -14,6 +14,7 @@ import media_fixtures as fx
 import numpy as np
 import pytest
 
+from avdf.atomic import temporary_sibling
 from avdf.io.decode import iter_video_frames, probe
 from avdf.preprocess.cache import (
     CacheReader,
@@ -196,7 +197,7 @@ def test_partial_files_never_read_as_complete(tmp_path, source_features):
     assert not is_complete(tmp_path / "nometa.npz")
 
 
-def test_killed_writer_leaves_no_complete_file(tmp_path):
+def test_killed_writer_leaves_no_complete_file_and_a_rerun_cleans_up(tmp_path, tracker):
     # A real process killed with SIGKILL while streaming a video into the cache.
     target = tmp_path / "video.npz"
     code = (
@@ -222,8 +223,16 @@ def test_killed_writer_leaves_no_complete_file(tmp_path):
     proc.wait()
     assert not target.exists()
     leftovers = list(tmp_path.iterdir())
-    assert len(leftovers) == 1 and ".tmp-" in leftovers[0].name
+    assert len(leftovers) == 1 and f".{proc.pid}@" in leftovers[0].name  # names its writer
     assert not is_complete(leftovers[0])
+    # The rerun removes what dead writers left (also the older name form), not a live one's.
+    legacy = tmp_path / f"video.npz.tmp-{proc.pid}"
+    legacy.write_bytes(b"half")
+    live = temporary_sibling(target)  # this process: alive
+    live.write_bytes(b"writing")
+    cache_video(fx.short_clip(tmp_path / "s.mp4"), target, SPEC, tracker=tracker)
+    assert is_complete(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "s.mp4", "video.npz"])
 
 
 def test_cache_video_skips_and_rebuilds(tmp_path, tracker):
@@ -240,6 +249,11 @@ def test_cache_video_skips_and_rebuilds(tmp_path, tracker):
     again = cache_video(video, out, SPEC, tracker=tracker)
     assert not again.skipped and again.n_steps == 20
     assert CacheReader(out).meta["source_fingerprint"] == source_fingerprint(video)
+    # Made with other tracking options: stale, rebuilt, and the new options are recorded.
+    with FaceTracker(SPEC, landmark_every=1) as every_frame:
+        assert not cache_video(video, out, SPEC, tracker=every_frame).skipped
+        assert CacheReader(out).meta["tracking"] == every_frame.settings
+        assert cache_video(video, out, SPEC, tracker=every_frame).skipped
 
 
 def test_cache_names_are_flat_safe_and_distinct(tmp_path):

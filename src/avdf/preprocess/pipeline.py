@@ -294,12 +294,16 @@ def cache_video(
     spec = spec or MediaSpec()
     cache_file = Path(cache_file)
     fingerprint = source_fingerprint(probe(video).path)
+    tracker = tracker if tracker is not None else default_tracker(spec)  # loads no model yet
+    # Crops and landmarks depend on the tracker's options: a cache made with others is stale.
+    tracking = getattr(tracker, "settings", None)
     meta = read_meta(cache_file) if cache_file.exists() else None
     if (
         not force
         and meta is not None
         and meta.get("spec") == spec.to_dict()
         and meta.get("source_fingerprint") == fingerprint
+        and meta.get("tracking") == tracking
     ):
         return CacheResult(
             cache_file,
@@ -311,7 +315,12 @@ def cache_video(
             tuple(meta.get("notes", ())),
         )
     stats = ExtractionStats()
-    base = {"source_path": str(video), "source_fingerprint": fingerprint, "max_side": max_side}
+    base = {
+        "source_path": str(video),
+        "source_fingerprint": fingerprint,
+        "max_side": max_side,
+        "tracking": tracking,
+    }
     base.update(extra_meta or {})
     writer = CacheWriter(cache_file, base)
     with writer:
