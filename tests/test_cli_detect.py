@@ -283,3 +283,17 @@ def test_shards_split_a_folder_without_coordination(
     assert {r["status"] for r in _summary(out / "summary.csv").values()} == {"done"}
     assert set(_summary(out / "summary.csv")) == {"a", "b", "c"}
     assert main(["detect", str(videos), "-o", str(out), "--shard", "2/2"]) == 2
+
+
+@pytest.mark.slow
+def test_segment_threshold_gives_merged_segments_on_the_sample(capsys) -> None:
+    assert main(["detect", str(SAMPLE), "--segment-threshold", "0.3"]) == 0
+    captured = capsys.readouterr()
+    report = Verdict.from_dict(json.loads(captured.out))
+    assert report.segment_threshold == 0.3 and 1 <= len(report.segments) <= 3
+    assert all(a.end <= b.start for a, b in zip(report.segments, report.segments[1:], strict=False))
+    assert all(s.modality in ("audio", "visual", "both", "unknown") for s in report.segments)
+    # The sample's fake stretch is 1.36-2.20 s.
+    assert any(s.start < 2.2 and s.end > 1.36 for s in report.segments)
+    assert "manipulated" in captured.err and report.strongest is None
+    assert main(["detect", str(SAMPLE), "--segment-threshold", "2"]) == 2

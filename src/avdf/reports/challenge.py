@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,9 @@ def _read_localization_fast(raw: bytes) -> tuple[dict[str, np.ndarray], np.ndarr
     total = int(rows_per_video.sum())
     try:
         # numpy's C parser (numpy >= 1.23) reads ~30 M numbers in ~8 s; json.load takes ~30 s.
-        numbers = np.loadtxt(io.BytesIO(table[clean].tobytes()), dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # a file without any proposal is not worth a warning
+            warnings.simplefilter("ignore", UserWarning)
+            numbers = np.loadtxt(io.BytesIO(table[clean].tobytes()), dtype=np.float64, ndmin=2)
     except ValueError:
         return None
     if total == 0 and numbers.size == 0:
