@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -59,3 +60,26 @@ def test_spec_dict_round_trip():
     assert MediaSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError):
         MediaSpec.from_dict({"fps": 25, "bogus": 1})
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=-1, max_value=100, allow_nan=False),
+            st.floats(min_value=0, max_value=10, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.integers(min_value=0, max_value=3000),
+    st.sampled_from([1, 2]),
+)
+def test_segment_step_bounds_equal_segment_steps(pairs, n_steps, stride):
+    """The vectorised rule and the scalar one give the same steps for every segment."""
+    spec = MediaSpec(stride=stride)
+    starts = np.array([max(0.0, s) for s, _ in pairs])
+    ends = starts + np.array([length for _, length in pairs])
+    first, stop = spec.segment_step_bounds(starts, ends, n_steps)
+    assert first.dtype == stop.dtype == np.int64 and (first <= stop).all()
+    for s, e, lo, hi in zip(starts, ends, first, stop, strict=True):
+        assert list(range(lo, hi)) == list(spec.segment_steps(Segment(s, e), n_steps))

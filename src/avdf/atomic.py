@@ -5,12 +5,21 @@ file system), flushed to disk, then renamed over the target with ``os.replace``;
 failure the temporary file is removed and an earlier file at the target is untouched.
 The temporary file is created with ``open(..., "x")`` rather than ``mkstemp`` so outputs get
 the usual umask permissions (mkstemp's 0600 would make reports private).
+
+A run killed mid-write (SIGKILL, out of memory, a cluster time limit) cannot remove its
+temporary file. Its name, ``.<name>.<pid>@<host>.<hex>.tmp``, says which process on which
+machine wrote it, so the next write of the same target removes the ones whose process is
+gone (:func:`remove_stale_temporaries`); other machines' files on a shared file system are
+left alone, since their processes cannot be checked from here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +28,50 @@ from typing import IO, Any
 from avdf.errors import OutputExistsError
 
 
+def _host_tag() -> str:
+    # Short and free of dots, whatever the host name looks like.
+    return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
 def temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    """A unique temporary name next to ``path`` that records this process and machine."""
+    tag = f"{os.getpid()}@{_host_tag()}"
+    return path.with_name(f".{path.name}.{tag}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove temporary siblings of ``path`` left by processes of this machine that are no
+    longer running (also the older ``.<name>.<pid>.<hex>.tmp`` and ``<name>.tmp-<pid>`` forms);
+    return what was removed. Live writers' files and other machines' files stay."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    name = re.escape(path.name)
+    patterns = (
+        re.compile(rf"\.{name}\.(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{{8}}))?\.[0-9a-f]{{8}}\.tmp"),
+        re.compile(rf"{name}\.tmp-(?P<pid>\d+)"),  # CacheWriter's name before it used this one
+    )
+    removed = []
+    for entry in path.parent.iterdir():
+        match = next((m for p in patterns if (m := p.fullmatch(entry.name))), None)
+        if match is None:
+            continue
+        host = match.groupdict().get("host")
+        if host not in (None, _host_tag()) or _pid_alive(int(match["pid"])):
+            continue
+        entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -32,6 +83,7 @@ def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
     if path.exists() and not force:
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = temporary_sibling(path)
     try:
         yield tmp

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from avdf.types import Segment
 
 
@@ -99,10 +101,26 @@ class MediaSpec:
         return int(math.floor(t * self.sample_rate + 0.5))
 
     def segment_steps(self, segment: Segment, n_steps: int) -> range:
-        """Steps whose centre lies inside ``segment`` (clipped to ``[0, n_steps)``)."""
+        """Steps whose centre lies inside ``segment`` (clipped to ``[0, n_steps)``).
+
+        The one rule that turns seconds into steps for labels, targets and decoding: step
+        ``k`` belongs to ``[start, end)`` when ``start <= (k + 0.5) * step_seconds < end``.
+        """
         first = math.ceil(self.seconds_to_step(segment.start) - 0.5)
         last = math.ceil(self.seconds_to_step(segment.end) - 0.5)  # exclusive
         return range(max(0, first), min(n_steps, max(first, last)))
+
+    def segment_step_bounds(
+        self, starts: np.ndarray, ends: np.ndarray, n_steps: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`segment_steps` for many segments at once: ``(first, stop)`` int64 arrays of
+        the shape of ``starts`` / ``ends`` (seconds), so segment ``i`` covers steps
+        ``first[i] .. stop[i] - 1``; ``stop == first`` when no step centre lies inside."""
+        first = np.ceil(np.asarray(starts, np.float64) * self.steps_per_second - 0.5)
+        last = np.ceil(np.asarray(ends, np.float64) * self.steps_per_second - 0.5)
+        lo = np.clip(first, 0, n_steps)
+        hi = np.maximum(lo, np.minimum(n_steps, np.maximum(first, last)))
+        return lo.astype(np.int64), hi.astype(np.int64)
 
     # --- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

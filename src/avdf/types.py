@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from avdf.intervals import interval_iou
+
 MODALITIES: tuple[str, ...] = ("audio", "face", "lips")
 
 
@@ -46,10 +48,7 @@ class Segment:
         ``max(0, min(ends) - max(starts)) / (max(ends) - min(starts))``; two
         zero-length segments at the same instant have IoU 0 by convention.
         """
-        union = max(self.end, other.end) - min(self.start, other.start)
-        if union <= 0.0:
-            return 0.0
-        return self.intersection(other) / union
+        return interval_iou(self.start, self.end, other.start, other.end)
 
     def contains(self, t: float) -> bool:
         return self.start <= t < self.end

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from avdf.intervals import interval_iou_array
 from avdf.types import Segment
 
 # 0.50, 0.55, ..., 0.95 computed as k/20 so each value is the nearest double to the decimal.
@@ -104,10 +105,7 @@ def temporal_iou(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """
     p_start, p_end = proposals[..., :, None, 0], proposals[..., :, None, 1]  # (..., K, 1)
     l_start, l_end = labels[..., None, :, 0], labels[..., None, :, 1]  # (..., 1, L)
-    inter = np.maximum(np.minimum(p_end, l_end) - np.maximum(p_start, l_start), 0.0)
-    union = np.maximum(p_end, l_end) - np.minimum(p_start, l_start)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / union
+    return interval_iou_array(p_start, p_end, l_start, l_end)
 
 
 def _as_proposals(value: Any) -> np.ndarray:

@@ -5,8 +5,9 @@ Format: a zip archive that ``numpy.load`` also opens (an ``.npz``). Each chunk `
 ``meta.json`` is written *last*; it holds the MediaSpec, the source fingerprint, the avdf
 version, the duration, the step count, the chunk table, the source MediaInfo and the
 face-detection rate. A file is complete only if ``meta.json`` is present and agrees with the
-members, and the writer only makes files complete by ``os.replace`` from ``<name>.tmp-<pid>``,
-so a killed run never leaves a file that reads as complete.
+members, and the writer only makes files complete by ``os.replace`` from a temporary sibling
+(:func:`avdf.atomic.temporary_sibling`), so a killed run never leaves a file that reads as
+complete; the next write of the same file removes what a killed run left.
 
 Compression: crops and landmarks are stored with zlib level 1 (measured on the shared clips:
 see benchmarks/preprocess.py; face/mouth crops shrink to about half, reading stays fast);
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from avdf import __version__
+from avdf.atomic import remove_stale_temporaries, temporary_sibling
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
 
@@ -91,7 +93,7 @@ class CacheWriter:
     def __init__(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.meta = dict(meta or {})
-        self._tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = temporary_sibling(self.path)
         self._archive: zipfile.ZipFile | None = None
         self._chunks: list[list[int]] = []  # [first_step, n_steps] per chunk
         self._spec: MediaSpec | None = None
@@ -101,6 +103,7 @@ class CacheWriter:
 
     def __enter__(self) -> CacheWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         self._archive = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
         return self
 
