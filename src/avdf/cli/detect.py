@@ -178,7 +178,12 @@ class _Batch:
         now = time.perf_counter()
         if not final and now - self.last_write < 10 * self.write_seconds:
             return
-        write_text_atomic(self.summary_path, render_summary(list(self.rows.values())))
+        try:
+            write_text_atomic(self.summary_path, render_summary(list(self.rows.values())))
+        except OSError:
+            if final:
+                raise
+            return  # a full disk mid-batch: the reports still count; retried after the next
         self.last_write = time.perf_counter()
         self.write_seconds = self.last_write - now
         self.dirty = False
