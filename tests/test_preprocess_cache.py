@@ -249,6 +249,11 @@ def test_cache_video_skips_and_rebuilds(tmp_path, tracker):
     again = cache_video(video, out, SPEC, tracker=tracker)
     assert not again.skipped and again.n_steps == 20
     assert CacheReader(out).meta["source_fingerprint"] == source_fingerprint(video)
+    # Made with other tracking options: stale, rebuilt, and the new options are recorded.
+    with FaceTracker(SPEC, landmark_every=1) as every_frame:
+        assert not cache_video(video, out, SPEC, tracker=every_frame).skipped
+        assert CacheReader(out).meta["tracking"] == every_frame.settings
+        assert cache_video(video, out, SPEC, tracker=every_frame).skipped
 
 
 def test_cache_names_are_flat_safe_and_distinct(tmp_path):
