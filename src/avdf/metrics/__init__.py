@@ -15,10 +15,12 @@ from avdf.metrics.localization import (
     PRESETS,
     LocalizationMetrics,
     Preset,
+    ShortSegmentRecall,
     activitynet_map,
     ap_ar,
     evaluate_localization,
     interpolated_ap,
+    short_segment_recall,
     temporal_iou,
 )
 
@@ -30,6 +32,7 @@ __all__ = [
     "DetectionMetrics",
     "LocalizationMetrics",
     "Preset",
+    "ShortSegmentRecall",
     "activitynet_map",
     "ap_ar",
     "average_precision",
@@ -38,6 +41,7 @@ __all__ = [
     "evaluate_localization",
     "interpolated_ap",
     "roc_auc",
+    "short_segment_recall",
     "temporal_iou",
     "threshold_metrics",
 ]

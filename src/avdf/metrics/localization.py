@@ -443,3 +443,45 @@ def evaluate_localization(
             fps,
         )
     raise ValueError(f"unknown metric {metric!r}; choose 'official' or 'activitynet'")
+
+
+@dataclass(frozen=True)
+class ShortSegmentRecall:
+    """Recall of the short fake segments alone (the ones a collapsed head misses)."""
+
+    recall: float  # found / n_segments; NaN when no label is short enough
+    n_segments: int  # labels shorter than ``max_length``
+    n_found: int
+
+
+def short_segment_recall(
+    proposals: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    max_length: float = 0.5,
+    iou_threshold: float = 0.5,
+    n_proposals: int = 100,
+    fps: float | None = None,
+) -> ShortSegmentRecall:
+    """Share of the labels shorter than ``max_length`` seconds that one of their video's first
+    ``n_proposals`` proposals (list order) overlaps with IoU strictly above ``iou_threshold``.
+
+    Each short label is judged on its own, exactly as AR@N judges every label (best IoU over
+    the first N proposals, float32 times, strict ``>``); it is AR@N at one IoU threshold
+    restricted to short labels. A labelled video without proposals misses its labels.
+    """
+    corpus = _gather(proposals, labels, fps, np.float32)
+    n_segments = n_found = 0
+    for v in range(corpus.n_videos):
+        lab = corpus.labels[corpus.label_offsets[v] : corpus.label_offsets[v + 1]]
+        # Label lengths from the labels as given (seconds), not the float32 copies.
+        short = lab[(lab[:, 1].astype(np.float64) - lab[:, 0]) < max_length]
+        if not len(short):
+            continue
+        n_segments += len(short)
+        times = corpus.times[corpus.offsets[v] : corpus.offsets[v + 1]][:n_proposals]
+        if not len(times):
+            continue
+        best = np.fmax.reduce(temporal_iou(times, short), axis=0)  # (L,)
+        n_found += int(np.sum(best > np.float32(iou_threshold)))
+    recall = n_found / n_segments if n_segments else float("nan")
+    return ShortSegmentRecall(recall, n_segments, n_found)
