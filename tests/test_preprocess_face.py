@@ -82,6 +82,21 @@ def test_importing_face_does_not_load_mediapipe() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_backend_loads_only_the_face_solutions_of_mediapipe() -> None:
+    """Building the backend skips mediapipe's package imports (matplotlib, the Tasks API),
+    yet a later ``import mediapipe`` in the same process gets the whole package."""
+    code = (
+        "import sys\n"
+        "from avdf.preprocess.face import create_backend\n"
+        "create_backend('mediapipe').close()\n"
+        "assert 'matplotlib' not in sys.modules and 'mediapipe.tasks' not in sys.modules\n"
+        "import mediapipe as mp\n"
+        "assert len(mp.solutions.face_mesh.FACEMESH_LIPS) == 40 and mp.__version__\n"
+        "assert mp.solutions.drawing_utils and mp.tasks.__name__ == 'mediapipe.tasks.python'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_similarity_transform_recovers_a_known_transform() -> None:
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 100, size=(7, 2))
