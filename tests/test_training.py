@@ -391,7 +391,7 @@ def test_avdf_train_cli_end_to_end_deterministic_and_resumable(
     resolved = load_config(out1 / "config.yaml")
     assert resolved.model.kwargs == TINY and resolved.trainer.seed == 7
     metrics = (out1 / "logs" / "version_0" / "metrics.csv").read_text()
-    for name in ("train/loss", "val/loss", "val/frame_auc", "val/video_auc"):
+    for name in ("train/loss", "val/loss", "val/frame_auc", "val/video_auc", "val/ap50_ar100"):
         assert name in metrics
     model, spec, info = load_checkpoint(out1 / "model.ckpt")
     assert spec == SPEC_DEFAULT and info["extra"]["window_steps"] == 32

@@ -49,6 +49,9 @@ class DataConfig:
     # process; ~2.2 MB per 100 steps at the default sizes). Reading and decompressing a
     # batch's windows cost nearly as much as the training step itself on a 2-core CPU.
     in_memory: bool = False
+    # Score the dev videos as `avdf detect` does each validation epoch (val/ap50_ar100,
+    # val/video_auc); needs their cache files.
+    detect_validation: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class OptimConfig:
     weight_decay: float = 1e-2
     warmup_steps: int = 100
     min_lr_ratio: float = 0.01  # the cosine decays to lr * min_lr_ratio
+    ema_decay: float = 0.0  # EMA of the weights for validation and export (0: off)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from avdf.data.dataset import missing_from_cache
 from avdf.errors import AvdfError, OutputExistsError
 from avdf.training.config import TrainConfig, save_config
 from avdf.training.module import AVDFModule
+from avdf.training.validation import DetectionValidation
 from avdf.types import Sample, write_manifest
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,47 @@ def fit(
     )
 
     has_val = bool(val_samples)
+    extra_callbacks = list(callbacks)
+    if has_val and d.detect_validation:
+        extra_callbacks.append(DetectionValidation(val_samples, d.cache_dir, d.window_steps))
+    trainer, checkpoint = _build_trainer(
+        config,
+        out_dir,
+        has_val,
+        extra_callbacks,
+        dict(
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            enable_progress_bar=enable_progress_bar,
+            **(trainer_overrides or {}),
+        ),
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
+    # ModelCheckpoint writes last.ckpt at epoch ends; a run stopped by max_steps mid-epoch
+    # would otherwise leave a stale one. Every rank calls this (it is a collective).
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+
+    best = Path(checkpoint.best_model_path or out_dir / "checkpoints" / "last.ckpt")
+    score = checkpoint.best_model_score
+    model_path = out_dir / "model.ckpt"
+    if trainer.is_global_zero:
+        _export_best(config, best, score, model_path, has_val)
+    score_value = None if score is None else float(score)
+    return FitResult(trainer.is_global_zero, out_dir, model_path, best, score_value)
+
+
+def _build_trainer(
+    config: TrainConfig,
+    out_dir: Path,
+    has_val: bool,
+    callbacks: Sequence[Callback],
+    overrides: dict[str, Any],
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The Lightning Trainer (checkpointing on the monitored metric, early stopping, CSV
+    logs) and its checkpoint callback; ``overrides`` are passed last."""
+    t = config.trainer
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="best-{epoch}-{step}",
@@ -143,7 +185,8 @@ def fit(
         save_top_k=1,
         save_last=True,
     )
-    all_callbacks: list[Callback] = [checkpoint, *callbacks]
+    # The checkpoint callback runs after the callbacks that log the metric it monitors.
+    all_callbacks: list[Callback] = [*callbacks, checkpoint]
     if has_val and t.early_stopping_patience is not None:
         all_callbacks.append(
             EarlyStopping(
@@ -151,10 +194,6 @@ def fit(
             )
         )
     trainer_kwargs: dict[str, Any] = dict(
-        accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
         gradient_clip_val=t.gradient_clip_val,
@@ -168,31 +207,26 @@ def fit(
         # a new logs/version_N per run, so a resumed run keeps the earlier metrics
         logger=CSVLogger(out_dir, name="logs"),
         default_root_dir=out_dir,
-        enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
     )
-    trainer_kwargs.update(trainer_overrides or {})
-    trainer = L.Trainer(**trainer_kwargs)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
-    # ModelCheckpoint writes last.ckpt at epoch ends; a run stopped by max_steps mid-epoch
-    # would otherwise leave a stale one. Every rank calls this (it is a collective).
-    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+    trainer_kwargs.update(overrides)
+    return L.Trainer(**trainer_kwargs), checkpoint
 
-    best = Path(checkpoint.best_model_path or out_dir / "checkpoints" / "last.ckpt")
-    score = checkpoint.best_model_score
-    model_path = out_dir / "model.ckpt"
-    if trainer.is_global_zero:
-        best_module = AVDFModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
-        best_module.export(
-            model_path,
-            extra={
-                "window_steps": d.window_steps,
-                "trained_on": d.dataset or str(d.manifest),
-                "best_checkpoint": best.name,
-                "monitor": t.monitor if has_val else None,
-                "best_score": None if score is None else float(score),
-                "config": config.to_dict(),
-            },
-        )
-    score_value = None if score is None else float(score)
-    return FitResult(trainer.is_global_zero, out_dir, model_path, best, score_value)
+
+def _export_best(
+    config: TrainConfig, best: Path, score: Any, model_path: Path, has_val: bool
+) -> None:
+    """Export the best Lightning checkpoint's evaluation weights as a plain checkpoint."""
+    d, t = config.data, config.trainer
+    best_module = AVDFModule.load_from_checkpoint(best, map_location="cpu", weights_only=True)
+    best_module.export(
+        model_path,
+        extra={
+            "window_steps": d.window_steps,
+            "trained_on": d.dataset or str(d.manifest),
+            "best_checkpoint": best.name,
+            "monitor": t.monitor if has_val else None,
+            "best_score": None if score is None else float(score),
+            "config": config.to_dict(),
+        },
+    )

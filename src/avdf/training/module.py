@@ -1,5 +1,7 @@
 """The LightningModule: one model from the registry, the head losses, AdamW with a linear
-warm-up and cosine decay, and validation metrics (frame-level and video-level AUC).
+warm-up and cosine decay, an exponential moving average (EMA) of the weights, and the
+window-level validation losses and frame AUC (the detect-path metrics that select
+checkpoints are logged by :class:`avdf.training.validation.DetectionValidation`).
 
 The module holds the network as ``self.model`` and saves ``model_name``, ``model_kwargs``
 and ``media_spec`` as hyper-parameters, so a Lightning ``.ckpt`` describes itself too;
@@ -15,8 +17,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import BinaryAUROC
-from torchmetrics.functional.classification import binary_auroc
 
 from avdf.models import create_model
 from avdf.models.base import ModelOutput
@@ -68,12 +70,27 @@ class AVDFModule(L.LightningModule):
         self.weight_decay = float(optim.get("weight_decay", 1e-2))
         self.warmup_steps = int(optim.get("warmup_steps", 100))
         self.min_lr_ratio = float(optim.get("min_lr_ratio", 0.01))
+        # EMA of the weights: validation, checkpoint selection and export use it (0: off).
+        self.ema_decay = float(optim.get("ema_decay", 0.0))
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay))
+            if self.ema_decay > 0
+            else None
+        )
         # Binned AUROC: constant memory however many validation steps there are.
         self.frame_auroc = BinaryAUROC(thresholds=200)
-        self._video_scores: torch.Tensor | None = None  # (N_videos,) max window probability
+
+    def evaluation_model(self) -> torch.nn.Module:
+        """The weights validation and export use: the EMA when enabled."""
+        return self.model if self.ema is None else self.ema.module
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
-        return self.model(*(batch[k] for k in INPUT_KEYS))
+        network = self.model if self.training else self.evaluation_model()
+        return network(*(batch[k] for k in INPUT_KEYS))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     # --- training ----------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -88,11 +105,6 @@ class AVDFModule(L.LightningModule):
         return losses["loss"]
 
     # --- validation --------------------------------------------------------------------
-    def on_validation_epoch_start(self) -> None:
-        labels = self._val_video_labels()
-        n = 0 if labels is None else len(labels)
-        self._video_scores = torch.full((n,), -1.0, device=self.device)
-
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         out = self(batch)
         losses = detection_losses(out, batch, self.loss_weights)
@@ -104,34 +116,10 @@ class AVDFModule(L.LightningModule):
         )
         valid = batch["step_mask"]
         self.frame_auroc.update(torch.sigmoid(out.fake_logits[valid]), batch["fake"][valid].long())
-        if self._video_scores is not None and len(self._video_scores):
-            # A video's score is its most confident window, as at detection time.
-            self._video_scores.scatter_reduce_(
-                0, batch["video_index"], torch.sigmoid(out.video_logit), reduce="amax"
-            )
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/frame_auc", self.frame_auroc.compute(), sync_dist=False)
         self.frame_auroc.reset()
-        labels = self._val_video_labels()
-        if self._video_scores is None or labels is None or not len(labels):
-            return
-        scores = self.all_gather(self._video_scores)  # (world, N) or (N,)
-        if scores.dim() == 2:
-            scores = scores.max(dim=0).values
-        target = torch.tensor(labels, device=scores.device)
-        seen = scores >= 0  # videos that had at least one window (limit_val_batches)
-        scores, target = scores[seen], target[seen]
-        if target.numel() and 0 < int(target.sum()) < target.numel():
-            auc = binary_auroc(scores, target)
-        else:
-            auc = torch.tensor(0.5)  # one class only: AUC undefined, report chance
-        self.log("val/video_auc", auc.to(self.device), sync_dist=False)
-
-    def _val_video_labels(self) -> list[int] | None:
-        loaders = getattr(self.trainer, "val_dataloaders", None)
-        dataset = getattr(loaders, "dataset", None)
-        return getattr(dataset, "video_labels", None)
 
     # --- optimisation ------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -159,5 +147,6 @@ class AVDFModule(L.LightningModule):
 
     # --- export ------------------------------------------------------------------------
     def export(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
-        """Write the plain self-describing checkpoint that ``avdf detect`` loads."""
-        save_checkpoint(path, self.model, self.spec, dict(extra or {}))
+        """Write the plain self-describing checkpoint that ``avdf detect`` loads (the EMA
+        weights when enabled)."""
+        save_checkpoint(path, self.evaluation_model(), self.spec, dict(extra or {}))
