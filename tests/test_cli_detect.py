@@ -247,7 +247,7 @@ def test_a_killed_batch_resumes_and_leaves_nothing_half_written(tmp_path: Path) 
     listed = _summary(out / "summary.csv")  # written after every video: v0 is in it
     assert "v0" in listed and set(listed) <= finished
     # A temporary file the kill could have left mid-write, and a finished report to keep.
-    (out / ".v3.html.4242.0123abcd.tmp").write_text("<html><body>half")
+    (out / f".v3.html.{process.pid}.0123abcd.tmp").write_text("<html><body>half")
     kept = (out / "v0.json").read_bytes()
 
     done = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -3,10 +3,10 @@
 Inputs are video files and folders (searched recursively for video extensions, as
 ``avdf preprocess`` does). With ``-o OUT`` each video gets ``OUT/<name>.json|csv|html`` and the
 batch a ``summary.csv`` (one row per video), rewritten atomically after every video, so a
-killed run loses nothing: a rerun skips videos whose reports exist (``--force`` redoes them),
-writes only the missing ones of a partly reported video, and removes temporary files the
-killed run left. ``--shard K/N`` (or torchrun / SLURM variables) splits a collection over
-independent processes; each shard writes ``summary-K-of-N.csv``, and a plain rerun after all
+killed run loses nothing: a rerun skips videos whose reports exist (``--force`` redoes them)
+and writes only the missing ones of a partly reported video; the temporary file a kill left
+behind is removed when its target is written (:mod:`avdf.atomic`). ``--shard K/N`` (or
+torchrun / SLURM variables) splits a collection over independent processes; each shard writes ``summary-K-of-N.csv``, and a plain rerun after all
 shards finished writes the combined ``summary.csv`` (everything is skipped).
 
 The human summary goes to stdout with ``-o`` and to stderr without it (stdout then carries
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -189,22 +188,6 @@ class _Batch:
         self.dirty = False
 
 
-def _remove_stale_temporaries(folder: Path, names: set[str]) -> int:
-    """Delete the temporary siblings (``.<name>.<pid>.<hex>.tmp``, see :mod:`avdf.atomic`)
-    that a killed run left of the given output names; other shards' files are not touched."""
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    for entry in os.scandir(folder):
-        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
-            continue
-        target = entry.name[1:].rsplit(".", 3)[0]  # drop ".<pid>.<hex>.tmp"
-        if target in names:
-            Path(entry.path).unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 def _write_challenge(args: argparse.Namespace, done: list[tuple[Job, Any]]) -> None:
     """AV-Deepfake1M formats for the videos that succeeded (existence checked up front)."""
     from avdf.reports.challenge import (
@@ -335,10 +318,6 @@ def run(args: argparse.Namespace) -> int:
     )
     batch = _Batch(None if out is None else out / summary_name)
     if out is not None:
-        names = {summary_name} | {
-            f"{report_stem(j.video_id)}.{w.extension}" for j in jobs for w in writers.values()
-        }
-        _remove_stale_temporaries(out, names)
         batch.load()
     human = sys.stdout if out is not None else sys.stderr  # without -o stdout is the JSON
     want_challenge = bool(args.challenge_json or args.challenge_txt)
