@@ -121,8 +121,7 @@ def print_table(results: list[ClipResult]) -> None:
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    rows = [*results]
-    for r in rows:
+    for r in results:
         valid = r.offsets[np.isfinite(r.offsets)]
         p95 = np.percentile(valid, 95) if len(valid) else float("nan")
         worst = valid.max() if len(valid) else float("nan")
@@ -137,8 +136,9 @@ def print_table(results: list[ClipResult]) -> None:
     runs = sum(r.model_runs for r in results)
     seconds = sum(r.seconds for r in results)
     reference = sum(r.every_frame_seconds for r in results)
+    label = f"all {len(results)} clips"
     print(
-        f"| {'all ' + str(len(results)) + ' clips':34} | {frames:6d} | {runs / max(frames, 1):10.1%} "
+        f"| {label:34} | {frames:6d} | {runs / max(frames, 1):10.1%} "
         f"| {(valid <= TOLERANCE).mean():11.1%} | {np.percentile(valid, 95):10.3f} "
         f"| {valid.max():10.3f} | {np.mean([r.mask_agreement for r in results]):11.1%} "
         f"| {seconds:.2f} s / {reference:.2f} s (x{seconds / reference:.2f}) |"
