@@ -15,6 +15,7 @@ import numpy as np
 import scipy.signal
 import torch
 
+from avdf.synth import tts
 from avdf.synth.sources import TalkingSource
 from avdf.timebase import MediaSpec
 
@@ -225,9 +226,76 @@ def pitch_formant_shift(
     }
 
 
+OUT_OF_SYNC_SECONDS = (0.2, 1.0)
+
+
+def out_of_sync(
+    audio: np.ndarray, start: int, stop: int, ctx: AudioContext, rng: np.random.Generator
+) -> dict[str, Any]:
+    """The segment's own soundtrack shifted by 0.2-1 s (earlier or later in the source): the
+    right voice and words, out of sync with the lips (a dubbing or re-timing error)."""
+    n = stop - start
+    source = ctx.source.audio
+    here = ctx.clip_start_sample + start
+    step = ctx.spec.samples_per_frame  # shifts on the frame grid, like a re-timed edit
+    magnitude = int(round(rng.uniform(*OUT_OF_SYNC_SECONDS) * ctx.spec.sample_rate / step)) * step
+    signs = [s for s in rng.permutation([-1, 1]) if 0 <= here + s * magnitude <= len(source) - n]
+    if not signs:
+        raise ValueError("source too short to shift the audio by 0.2-1 s")
+    offset = here + int(signs[0]) * magnitude
+    piece = source[offset : offset + n].astype(np.float32)
+    fade, fade_ms = _fade_samples(ctx.spec, rng)
+    crossfade_into(audio, start, piece, fade)
+    return {
+        "shift_seconds": round((offset - here) / ctx.spec.sample_rate, 4),
+        "crossfade_ms": fade_ms,
+    }
+
+
+def fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """(n,) ``x`` time-stretched (same pitch) to ``n`` samples."""
+    stretched = time_stretch(x, len(x) / n)
+    return np.pad(stretched[:n], (0, max(0, n - len(stretched)))).astype(np.float32)
+
+
+def tts_word_replacement(
+    audio: np.ndarray, start: int, stop: int, ctx: AudioContext, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Words replaced with text-to-speech (espeak-ng; LAV-DF replaced words with a TTS voice):
+    about 2.5 random words per second of segment, a random English voice, rate and pitch,
+    stretched to the segment's length and loudness-matched."""
+    if not tts.available():
+        raise ValueError("espeak-ng is not installed")
+    n = stop - start
+    seconds = n / ctx.spec.sample_rate
+    n_words = max(1, int(round(2.5 * seconds)))
+    text = " ".join(str(w) for w in rng.choice(tts.WORDS, size=n_words))
+    voice = str(rng.choice(tts.VOICES)) + str(rng.choice(tts.VARIANTS))
+    words_per_minute = int(rng.integers(130, 191))
+    pitch = int(rng.integers(25, 76))
+    speech = tts.synthesize(text, voice, words_per_minute, pitch, ctx.spec.sample_rate)
+    # Stretch by at most 2x either way; beyond that, pad with the synthesiser's silence or cut.
+    target = int(np.clip(n, len(speech) / 2, len(speech) * 2))
+    piece = fit_length(speech, target)
+    piece = np.pad(piece, (0, max(0, n - target)))[:n] if target != n else piece
+    piece *= rms(audio[start:stop]) / rms(piece)
+    fade, fade_ms = _fade_samples(ctx.spec, rng)
+    crossfade_into(audio, start, piece, fade)
+    return {
+        "text": text,
+        "voice": voice,
+        "words_per_minute": words_per_minute,
+        "pitch": pitch,
+        "engine": tts.version(),
+        "crossfade_ms": fade_ms,
+    }
+
+
 AUDIO_FAMILIES: dict[str, AudioFamily] = {
     "splice_other_speaker": splice_other_speaker,
     "mel_resynthesis": mel_resynthesis,
     "pitch_formant_shift": pitch_formant_shift,
     "same_speaker_other_moment": same_speaker_other_moment,
+    "out_of_sync": out_of_sync,
+    "tts_word_replacement": tts_word_replacement,
 }

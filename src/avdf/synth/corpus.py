@@ -23,6 +23,7 @@ import torch
 
 from avdf.atomic import write_text_atomic
 from avdf.errors import OutputExistsError
+from avdf.synth import tts
 from avdf.synth.audio_edits import AUDIO_FAMILIES, AudioContext, rms
 from avdf.synth.encode import write_mp4
 from avdf.synth.sources import (
@@ -47,6 +48,16 @@ N_FAKES_PROBABILITIES = (0.55, 0.30, 0.15)  # 1, 2, 3 fake segments in a fake vi
 MODALITIES = ("audio", "visual", "both")
 MIN_GAP_SECONDS = 0.2  # between two fake segments, and from the clip's ends
 ACTIVE_AUDIO_RATIO = 0.5  # an audio edit goes where the segment RMS >= this x the clip RMS
+# Of the fake videos, this share is manipulated over its whole length (FakeAVCeleb-style face
+# swaps, dubbed or foreign audio), the rest in 1-3 short segments (LAV-DF, AV-Deepfake1M).
+WHOLE_CLIP_FRACTION = 0.15
+WHOLE_CLIP_AUDIO = ("splice_other_speaker", "out_of_sync", "tts_word_replacement",
+                    "pitch_formant_shift", "mel_resynthesis")  # fmt: skip
+WHOLE_CLIP_VISUAL = ("face_from_other_identity", "self_blended", "mouth_rerender_lowres",
+                     "face_artefact")  # fmt: skip
+# Of the "both" segments, this share is a lip-sync edit: the audio from another moment of the
+# same speaker and the mouth re-rendered from that same moment (new words, matching lips).
+LIPSYNC_FRACTION = 0.35
 CROP_SCALE = (0.94, 1.0)  # label-preserving variation applied to every output
 GAIN_DB = (-3.0, 3.0)
 _OUTPUT_NAME = re.compile(r"^\d{6}\.mp4$")
@@ -181,11 +192,7 @@ def _plan_edits(
     clip_audio = source.audio[clip_start * spf : (clip_start + n_frames) * spf]
     clip_rms = rms(clip_audio)
     present = source.face_present
-    audio_families = [
-        f for f in AUDIO_FAMILIES if f != "splice_other_speaker" or pools.speech[split]
-    ]
-    donors = _other_people(pools, split, source)
-    visual_families = [f for f in VISUAL_FAMILIES if f != "face_from_other_identity" or donors]
+    audio_families, visual_families = _usable_families(pools, split, source)
     edits: list[EditPlan] = []
     for _ in range(200):
         if len(edits) == wanted:
@@ -208,8 +215,47 @@ def _plan_edits(
                 continue
         audio = str(rng.choice(audio_families)) if modality != "visual" else None
         visual = str(rng.choice(visual_families)) if modality != "audio" else None
+        if modality == "both" and rng.random() < LIPSYNC_FRACTION:
+            audio, visual = "same_speaker_other_moment", "mouth_rerender_lowres"
         edits.append(EditPlan(first, stop, audio, visual))
     return tuple(sorted(edits, key=lambda e: e.first))
+
+
+def _usable_families(
+    pools: SourcePools, split: str, source: TalkingSource
+) -> tuple[list[str], list[str]]:
+    """Audio and visual families whose material exists: another speaker's speech to splice,
+    espeak-ng for text-to-speech, another person's face to swap in."""
+    missing = set()
+    if not pools.speech[split] and not _other_people(pools, split, source):
+        missing.add("splice_other_speaker")
+    if not tts.available():
+        missing.add("tts_word_replacement")
+    if not _other_people(pools, split, source):
+        missing.add("face_from_other_identity")
+    return [f for f in AUDIO_FAMILIES if f not in missing], [
+        f for f in VISUAL_FAMILIES if f not in missing
+    ]
+
+
+def _plan_whole_clip(
+    source: TalkingSource,
+    clip_start: int,
+    n_frames: int,
+    pools: SourcePools,
+    split: str,
+    rng: np.random.Generator,
+) -> tuple[EditPlan, ...]:
+    """One edit over the whole clip (visual only where the face is visible throughout)."""
+    audio_families, visual_families = _usable_families(pools, split, source)
+    audio_choices = [f for f in WHOLE_CLIP_AUDIO if f in audio_families]
+    visual_choices = [f for f in WHOLE_CLIP_VISUAL if f in visual_families]
+    modality = str(rng.choice(MODALITIES))
+    if not source.face_present[clip_start : clip_start + n_frames].all():
+        modality = "audio"
+    audio = str(rng.choice(audio_choices)) if modality != "visual" else None
+    visual = str(rng.choice(visual_choices)) if modality != "audio" else None
+    return (EditPlan(0, n_frames, audio, visual),)
 
 
 def plan_corpus(n_videos: int, seed: int, pools: SourcePools) -> list[VideoPlan]:
@@ -225,7 +271,12 @@ def plan_corpus(n_videos: int, seed: int, pools: SourcePools) -> list[VideoPlan]
         lo, hi = (spec.frames_in(t) for t in CLIP_SECONDS)
         n_frames = int(rng.integers(min(lo, source.n_frames), min(hi, source.n_frames) + 1))
         clip_start = int(rng.integers(0, source.n_frames - n_frames + 1))
-        edits = () if real[index] else _plan_edits(source, clip_start, n_frames, pools, split, rng)
+        if real[index]:
+            edits: tuple[EditPlan, ...] = ()
+        elif rng.random() < WHOLE_CLIP_FRACTION:
+            edits = _plan_whole_clip(source, clip_start, n_frames, pools, split, rng)
+        else:
+            edits = _plan_edits(source, clip_start, n_frames, pools, split, rng)
         side = int(round(OUTPUT_SIZE * rng.uniform(*CROP_SCALE)))
         crop = (
             int(rng.integers(0, OUTPUT_SIZE - side + 1)),
@@ -311,6 +362,13 @@ def render(
                 rng,
             )
             record["audio"] = {"family": name, **params}
+            # A lip-sync edit: the mouth comes from the moment the new audio came from.
+            lipsync = name == "same_speaker_other_moment" and edit.visual_family == (
+                "mouth_rerender_lowres"
+            )
+            visual_ctx.matched_shift_frames = (
+                round(params["shift_seconds"] * spec.fps) if lipsync else None
+            )
         if edit.visual_family:
             name, params = _apply_family(
                 VISUAL_FAMILIES,
@@ -319,6 +377,9 @@ def render(
                 rng,
             )
             record["visual"] = {"family": name, **params}
+            visual_ctx.matched_shift_frames = None
+        if edit.first == 0 and edit.stop == plan.n_frames:
+            record["whole_clip"] = True
         records.append(record)
     frames, audio = apply_variation(frames, audio, plan.crop, plan.gain_db)
     return frames, audio, records

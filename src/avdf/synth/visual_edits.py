@@ -30,6 +30,9 @@ class VisualContext:
     source: TalkingSource  # the clip's own source (other moments of the same person)
     clip_start: int  # source frame index of the clip's first frame
     donors: list[TalkingSource]  # other identities of the same split (face swap)
+    # Set for a lip-sync edit whose audio came from another moment of the source: the mouth is
+    # then taken from that same moment (source frames from the segment's own position).
+    matched_shift_frames: int | None = None
 
 
 VisualFamily = Callable[
@@ -97,18 +100,7 @@ def mouth_other_moment(
     offsets = _valid_offsets(ctx.source.face_present, here, length, MIN_SHIFT_FRAMES)
     if len(offsets) == 0:
         raise ValueError("no other moment with a visible face to take the mouth from")
-    # Of a few random moments, take the one whose mouth opening differs most from the original
-    # (a lip-sync fake shows the wrong visemes, not the same ones by chance).
-    picks = rng.choice(offsets, size=min(8, len(offsets)), replace=False)
-    opening = _mouth_opening(landmarks[first:stop])
-    start = int(
-        max(
-            picks,
-            key=lambda o: np.abs(
-                _mouth_opening(ctx.source.landmarks[o : o + length]) - opening
-            ).mean(),
-        )
-    )
+    start = _most_different_moment(offsets, landmarks[first:stop], ctx.source, rng)
     grow = int(rng.integers(4, 11))
     feather = float(rng.uniform(2.0, 5.0))
     size = frames.shape[1:3]
@@ -126,6 +118,24 @@ def mouth_other_moment(
         "mask_grow_px": grow,
         "feather_sigma_px": round(feather, 3),
     }
+
+
+def _most_different_moment(
+    offsets: np.ndarray, landmarks: np.ndarray, source: TalkingSource, rng: np.random.Generator
+) -> int:
+    """Of 8 random source frames in ``offsets``, the start of the stretch whose mouth opening
+    differs from ``landmarks`` (L, 468, 2) in the most frames (a lip-sync fake shows the wrong
+    visemes, not the same ones by chance): ranked by the 20th percentile of the per-frame
+    difference, then by its mean."""
+    length = len(landmarks)
+    opening = _mouth_opening(landmarks)
+    picks = rng.choice(offsets, size=min(8, len(offsets)), replace=False)
+
+    def difference(offset: int) -> tuple[float, float]:
+        d = np.abs(_mouth_opening(source.landmarks[offset : offset + length]) - opening)
+        return float(np.quantile(d, 0.2)), float(d.mean())
+
+    return int(max(picks, key=difference))
 
 
 def _mouth_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -212,7 +222,7 @@ def face_artefact(
     size = frames.shape[1:3]
     params: dict[str, Any] = {"kind": kind, "feather_sigma_px": round(feather, 3)}
     if kind == "warp":
-        amplitude = float(rng.uniform(2.0, 4.0))  # pixels
+        amplitude = float(rng.uniform(3.0, 5.0))  # pixels
         wavelength = float(rng.uniform(30.0, 60.0))  # pixels
         phase = float(rng.uniform(0.0, 2.0 * np.pi))
         ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float32)
@@ -220,11 +230,11 @@ def face_artefact(
         map_y = ys + amplitude * np.cos(2.0 * np.pi * xs / wavelength + phase)
         params |= {"amplitude_px": round(amplitude, 3), "wavelength_px": round(wavelength, 3)}
     elif kind == "blur":
-        sigma = float(rng.uniform(2.0, 4.0))
+        sigma = float(rng.uniform(2.5, 5.0))
         params["sigma_px"] = round(sigma, 3)
     else:
         quality = int(rng.integers(3, 11))
-        resolution = float(rng.uniform(0.35, 0.6))  # compressed at this fraction of the size
+        resolution = float(rng.uniform(0.3, 0.5))  # compressed at this fraction of the size
         params |= {"jpeg_quality": quality, "resolution_scale": round(resolution, 3)}
     for k in range(first, stop):
         frame = frames[k]
@@ -240,6 +250,38 @@ def face_artefact(
     return params
 
 
+def _thumbnails(frames: np.ndarray) -> np.ndarray:
+    """(N, 32, 32) float32 grey thumbnails of (N, H, W, 3) uint8 frames, for cheap comparison."""
+    return np.stack(
+        [
+            cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+            for f in frames
+        ]
+    ).astype(np.float32)
+
+
+def _most_different_start(
+    source: np.ndarray,
+    segment: np.ndarray,
+    starts: np.ndarray,
+    still: bool,
+    rng: np.random.Generator,
+) -> int:
+    """Of 8 random ``starts`` into ``source`` frames (N, H, W, 3), the one whose stretch (or
+    single frame when ``still``) differs most from ``segment`` (L, H, W, 3) in most frames: the
+    20th percentile of per-frame thumbnail differences, so that even a nearly still speaker's
+    freeze or repeat is visible from the segment's first frame to its last."""
+    length = len(segment)
+    target = _thumbnails(segment)  # (L, 32, 32)
+    picks = rng.choice(starts, size=min(8, len(starts)), replace=False)
+
+    def difference(start: int) -> float:
+        moved = _thumbnails(source[start : start + (1 if still else length)])
+        return float(np.quantile(np.abs(moved - target).mean(axis=(1, 2)), 0.2))
+
+    return int(max(picks, key=difference))
+
+
 def frozen_or_repeated(
     frames: np.ndarray,
     landmarks: np.ndarray,
@@ -249,25 +291,154 @@ def frozen_or_repeated(
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     """Temporal fakes: one frame from another moment held still for the segment ("freeze"),
-    or an earlier (or later) stretch of the same length played again ("repeat")."""
+    or another stretch of the same length played again ("repeat"). Of a few candidate moments
+    (at least MIN_SHIFT_FRAMES away, and a repeat at least its own length away), the one that
+    looks most different from the segment is used."""
     length = stop - first
     here = ctx.clip_start + first
     source = ctx.source.frames
+    segment = frames[first:stop]
     kind = str(rng.choice(["freeze", "repeat"]))
-    # At least MIN_SHIFT_FRAMES away, so the first faked frame already differs visibly.
-    shift = max(length, MIN_SHIFT_FRAMES)
     if kind == "repeat":
-        origin = here - shift if here - shift >= 0 else here + shift
-        if origin + length <= len(source):
+        shift = max(length, MIN_SHIFT_FRAMES)
+        starts = np.arange(len(source) - length + 1)
+        starts = starts[np.abs(starts - here) >= shift]
+        if len(starts):
+            origin = _most_different_start(source, segment, starts, False, rng)
             frames[first:stop] = source[origin : origin + length]
             return {"kind": kind, "shift_seconds": round((origin - here) / ctx.spec.fps, 4)}
         kind = "freeze"
     choices = np.flatnonzero(np.abs(np.arange(len(source)) - here) >= MIN_SHIFT_FRAMES)
     if len(choices) == 0:
         raise ValueError("source too short for a frozen frame from another moment")
-    held = int(rng.choice(choices))
+    held = _most_different_start(source, segment, choices, True, rng)
     frames[first:stop] = source[held]
     return {"kind": kind, "held_offset_seconds": round((held - here) / ctx.spec.fps, 4)}
+
+
+def _lower_face_points(landmarks: np.ndarray) -> np.ndarray:
+    """(K, 2) landmarks of one face at or below the nose tip (point 1): the region a lip-sync
+    generator re-renders (mouth, cheeks, chin)."""
+    return landmarks[landmarks[:, 1] >= landmarks[1, 1]]
+
+
+def _render_low_resolution(image: np.ndarray, box: tuple[int, int, int], size: int) -> np.ndarray:
+    """``image`` with the square ``box`` (x0, y0, side) rendered at ``size`` pixels and scaled
+    back: the detail a generator working on ``size``-pixel faces cannot produce."""
+    x0, y0, side = box
+    out = image.copy()
+    patch = image[y0 : y0 + side, x0 : x0 + side]
+    small = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    out[y0 : y0 + side, x0 : x0 + side] = cv2.resize(
+        small, (side, side), interpolation=cv2.INTER_LINEAR
+    )
+    return out
+
+
+def _face_box(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int]:
+    """Square (x0, y0, side) around a face's landmarks (468, 2), 10% margin, inside ``shape``."""
+    low, high = landmarks.min(0), landmarks.max(0)
+    side = int(min(min(shape), max(8.0, 1.1 * float((high - low).max()))))
+    centre = (low + high) / 2
+    x0 = int(np.clip(round(centre[0] - side / 2), 0, shape[1] - side))
+    y0 = int(np.clip(round(centre[1] - side / 2), 0, shape[0] - side))
+    return x0, y0, side
+
+
+def mouth_rerender_lowres(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    first: int,
+    stop: int,
+    ctx: VisualContext,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Lip-sync generator stand-in (Wav2Lip, VideoReTalking): the lower face of each frame is
+    taken from another moment of the same person (or, in a lip-sync edit, from the moment the
+    new audio came from), aligned on all face landmarks, rendered at ~96 px, colour-shifted
+    slightly, and blended back with a feathered lower-face mask."""
+    length = stop - first
+    here = ctx.clip_start + first
+    if ctx.matched_shift_frames is not None:
+        start = here + ctx.matched_shift_frames
+        present = ctx.source.face_present[max(0, start) : start + length]
+        if start < 0 or len(present) < length or not present.all():
+            raise ValueError("no face at the moment the audio came from")
+    else:
+        offsets = _valid_offsets(ctx.source.face_present, here, length, MIN_SHIFT_FRAMES)
+        if len(offsets) == 0:
+            raise ValueError("no other moment with a visible face to take the mouth from")
+        start = _most_different_moment(offsets, landmarks[first:stop], ctx.source, rng)
+    render_size = int(rng.integers(80, 97))  # pixels across the face box
+    # A colour mismatch of the re-rendered region: per channel, a gain of 3-6% and an offset of
+    # 3-8 grey levels in the same direction (opposite ones could cancel).
+    signs = rng.choice([-1.0, 1.0], size=3)
+    gain = (1.0 + signs * rng.uniform(0.03, 0.06, size=3)).astype(np.float32)
+    offset = (signs * rng.uniform(3.0, 8.0, size=3)).astype(np.float32)
+    grow = int(rng.integers(2, 7))
+    feather = float(rng.uniform(3.0, 6.0))
+    size = frames.shape[1:3]
+    for k in range(length):
+        target = landmarks[first + k]  # (468, 2)
+        matrix = _similarity(ctx.source.landmarks[start + k], target)
+        warped = cv2.warpAffine(
+            ctx.source.frames[start + k], matrix, size[::-1], borderMode=cv2.BORDER_REFLECT
+        )
+        rendered = _render_low_resolution(warped, _face_box(target, size), render_size)
+        rendered = np.clip(rendered.astype(np.float32) * gain + offset, 0, 255)
+        mask = feathered_mask(_lower_face_points(target), size, grow, feather)
+        frames[first + k] = blend(frames[first + k], rendered.astype(np.uint8), mask)
+    return {
+        "shift_seconds": round((start - here) / ctx.spec.fps, 4),
+        "matched_to_audio": ctx.matched_shift_frames is not None,
+        "render_px": render_size,
+        "colour_gain": [round(float(g), 4) for g in gain],
+        "colour_offset": [round(float(o), 3) for o in offset],
+        "mask_grow_px": grow,
+        "feather_sigma_px": round(feather, 3),
+    }
+
+
+def self_blended(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    first: int,
+    stop: int,
+    ctx: VisualContext,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Self-blended image (Shiohara & Yamasaki, CVPR 2022): each frame's own face, slightly
+    rescaled, shifted, recoloured and blurred, blended back onto itself with a feathered
+    landmark-hull mask. A blending boundary with no change of identity."""
+    scale = float(rng.uniform(0.95, 1.05))
+    shift = rng.uniform(-4.0, 4.0, size=2)  # pixels
+    colour = rng.choice([-1.0, 1.0], size=3) * rng.uniform(14.0, 26.0, size=3)  # RGB grey levels
+    contrast = float(rng.uniform(0.85, 1.15))
+    blur = float(rng.uniform(0.5, 1.5))
+    grow = int(rng.integers(-4, 3))  # the mask shrinks or grows a little around the hull
+    feather = float(rng.uniform(2.0, 5.0))
+    ratio = float(rng.uniform(0.8, 1.0))  # blend weight at the mask's centre
+    size = frames.shape[1:3]
+    for k in range(first, stop):
+        centre = landmarks[k].mean(0)
+        matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, scale)
+        matrix[:, 2] += shift
+        moved = cv2.warpAffine(frames[k], matrix, size[::-1], borderMode=cv2.BORDER_REFLECT)
+        moved = cv2.GaussianBlur(moved, (0, 0), blur).astype(np.float32)
+        mean = moved.mean(axis=(0, 1))
+        altered = np.clip((moved - mean) * contrast + mean + colour, 0, 255).astype(np.uint8)
+        mask = feathered_mask(landmarks[k], size, grow, feather) * ratio
+        frames[k] = blend(frames[k], altered, mask)
+    return {
+        "scale": round(scale, 4),
+        "shift_px": [round(float(v), 3) for v in shift],
+        "colour_offset": [round(float(c), 3) for c in colour],
+        "contrast": round(contrast, 4),
+        "blur_sigma_px": round(blur, 3),
+        "mask_grow_px": grow,
+        "feather_sigma_px": round(feather, 3),
+        "blend_ratio": round(ratio, 4),
+    }
 
 
 VISUAL_FAMILIES: dict[str, VisualFamily] = {
@@ -275,4 +446,6 @@ VISUAL_FAMILIES: dict[str, VisualFamily] = {
     "face_from_other_identity": face_from_other_identity,
     "face_artefact": face_artefact,
     "frozen_or_repeated": frozen_or_repeated,
+    "mouth_rerender_lowres": mouth_rerender_lowres,
+    "self_blended": self_blended,
 }
