@@ -245,12 +245,27 @@ def build_folder(root: Path, clips: list[Path]) -> Path:
     return root
 
 
+def build_realworld(root: Path, clips: list[Path]) -> Path:
+    rows = [
+        ("f1.mp4", "fake", "talking-head", "FLOAT"),
+        ("f2.mp4", "fake", "lip-sync", "Wav2Lip"),
+        ("r1.mp4", "real", "real", "none"),
+        ("r2.mp4", "real", "real", "none"),
+    ]
+    for i, (file, *_) in enumerate(rows):
+        place(clips[i % len(clips)], root, file)
+    lines = ["file\tlabel\tkind\tgenerator", *("\t".join(r) for r in rows)]
+    (root / "labels.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
 BUILDERS: dict[str, Callable[[Path, list[Path]], Path]] = {
     "lavdf": build_lavdf,
     "avdeepfake1m": build_av1m,
     "fakeavceleb": build_favc,
     "tvil": build_tvil,
     "folder": build_folder,
+    "realworld": build_realworld,
 }
 
 

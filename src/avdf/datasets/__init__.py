@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from avdf.datasets import avdeepfake1m, fakeavceleb, folder, lavdf, tvil
+from avdf.datasets import avdeepfake1m, fakeavceleb, folder, lavdf, realworld, tvil
 from avdf.types import Sample
 
 _VALIDATION_ALIASES = frozenset({"val", "dev", "valid", "validation"})
@@ -55,6 +55,7 @@ DATASETS: dict[str, DatasetAdapter] = {
         _adapter(fakeavceleb, "FakeAVCeleb v1.2: meta_data.csv, identity-disjoint splits"),
         _adapter(tvil, "TVIL: metadata.json keyed by video id (visual inpainting)"),
         _adapter(folder, "any folder of videos with an optional labels.csv/labels.json"),
+        _adapter(realworld, "labels.tsv with whole-video labels per generator (realworld-*)"),
     )
 }
 
