@@ -4,6 +4,7 @@ on real shared clips with a small untrained model."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -49,6 +50,26 @@ def _steps(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(n), np.zeros((n, 2))
 
 
+# Scores are the level probabilities alone: no inside / boundary factors, no snapping.
+PLAIN = DecodeConfig(inside_weight=0.0, boundary_weight=0.0, snap_steps=0)
+
+
+def _decode(prob, bounds, duration, audio=None, visual=None, config=PLAIN, **kwargs):
+    """One-level decoding, as the paper's single-scale head feeds it."""
+    prob = np.asarray(prob)
+    return decode_proposals(
+        prob,
+        prob[:, None],
+        np.asarray(bounds)[:, None, :],
+        SPEC,
+        duration,
+        audio_prob=audio,
+        visual_prob=visual,
+        config=config,
+        **kwargs,
+    )
+
+
 def test_decode_two_overlapping_proposals_in_seconds() -> None:
     prob, bounds = _steps(100)
     # Step 24 (centre 0.98 s) proposes [0.98 - 0.48, 0.98 + 0.52] = [0.5, 1.5];
@@ -57,9 +78,7 @@ def test_decode_two_overlapping_proposals_in_seconds() -> None:
     prob[37], bounds[37] = 0.8, (12.5, 12.5)
     audio = np.zeros(100)
     audio[12:38] = 1.0  # audio-fake on steps 12..37; [0.5, 1.5) holds steps 12..36
-    segments = decode_proposals(
-        prob, bounds, SPEC, duration=4.0, audio_prob=audio, visual_prob=1 - audio
-    )
+    segments = _decode(prob, bounds, 4.0, audio, 1 - audio)
     bounds_seconds = [t for s in segments for t in (s.start, s.end)]
     assert bounds_seconds == pytest.approx([0.5, 1.5, 1.0, 2.0])
     iou = 0.5 / 1.5
@@ -75,7 +94,7 @@ def test_decode_clips_drops_zero_length_and_sorts() -> None:
     prob[0], bounds[0] = 0.7, (30, 5)  # starts before 0 s -> clipped to 0
     prob[49], bounds[49] = 0.95, (5, 40)  # ends after 2 s -> clipped to duration
     prob[10], bounds[10] = 0.6, (0, 0)  # zero length -> dropped
-    segments = decode_proposals(prob, bounds, SPEC, duration=2.0)
+    segments = _decode(prob, bounds, 2.0)
     assert [s.score for s in segments] == sorted((s.score for s in segments), reverse=True)
     assert len(segments) == 2
     assert all(0.0 <= s.start < s.end <= 2.0 for s in segments)
@@ -87,10 +106,50 @@ def test_decode_keeps_exactly_top_k() -> None:
     rng = np.random.default_rng(0)
     prob = rng.uniform(0.2, 1.0, 500)
     bounds = rng.uniform(1, 30, (500, 2))
-    segments = decode_proposals(prob, bounds, SPEC, 20.0, config=DecodeConfig(top_k=7))
+    segments = _decode(prob, bounds, 20.0, config=replace(PLAIN, top_k=7))
     assert len(segments) == 7
     assert segments[0].score == pytest.approx(prob.max())
-    assert not decode_proposals(prob, bounds, SPEC, 20.0, config=DecodeConfig(pre_threshold=1.0))
+    assert not _decode(prob, bounds, 20.0, config=replace(PLAIN, pre_threshold=1.0))
+
+
+def test_ends_snap_to_boundary_peaks_and_evidence_ranks_proposals() -> None:
+    n = 60
+    prob, bounds = _steps(n)
+    # Two equally confident proposals: step 20 proposes [17.5, 24.5] (steps), step 40
+    # proposes [36.5, 43.5]. Seams were seen at 17.0 and 25.0 only.
+    prob[20], bounds[20] = 0.8, (3.0, 4.0)
+    prob[40], bounds[40] = 0.8, (4.0, 3.0)
+    start, end = np.zeros(n), np.zeros(n)
+    start[16:18] = 0.9  # bump straddling the seam at step coordinate 17
+    end[24:26] = 0.9  # seam at 25
+    step = SPEC.step_seconds
+    plain = _decode(prob, bounds, 3.0, start_prob=start, end_prob=end)
+    assert sorted((s.start, s.end) for s in plain)[0] == pytest.approx((17.5 * step, 24.5 * step))
+    config = DecodeConfig(inside_weight=0.0, boundary_weight=1.0, snap_steps=2)
+    snapped = _decode(prob, bounds, 3.0, start_prob=start, end_prob=end, config=config)
+    # The proposal with seams at its ends snaps onto them and ranks first.
+    assert (snapped[0].start, snapped[0].end) == pytest.approx((17 * step, 25 * step))
+    assert snapped[0].score == pytest.approx(0.8 * 0.9)
+    # No seam near the other one: its boundary evidence is 0, and so is its score (dropped).
+    assert len(snapped) == 1
+    start[35:38] = end[43:45] = 0.4  # weak seams: it comes back, ranked second, unsnapped
+    snapped = _decode(prob, bounds, 3.0, start_prob=start, end_prob=end, config=config)
+    assert len(snapped) == 2 and snapped[1].score == pytest.approx(0.8 * 0.4)
+
+
+def test_every_level_proposes_and_inside_probability_scales_scores() -> None:
+    n = 40
+    fake = np.zeros(n)
+    fake[10:20] = 1.0
+    fake[25:35] = 0.5
+    level_prob = np.zeros((n, 2))
+    level_bounds = np.zeros((n, 2, 2))
+    level_prob[15, 0], level_bounds[15, 0] = 0.9, (5.5, 4.5)  # [10, 20]: fake inside
+    level_prob[30, 1], level_bounds[30, 1] = 0.9, (5.5, 4.5)  # [25, 35]: half as fake
+    config = DecodeConfig(inside_weight=1.0, boundary_weight=0.0, snap_steps=0)
+    segments = decode_proposals(fake, level_prob, level_bounds, SPEC, 2.0, config=config)
+    assert [t for s in segments for t in (s.start, s.end)] == pytest.approx([0.4, 0.8, 1.0, 1.4])
+    assert [s.score for s in segments] == pytest.approx([0.9, 0.45])
 
 
 # --- sliding windows and stitching -----------------------------------------------------
@@ -226,7 +285,8 @@ def video_without_audio(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory: pytest.TempPathFactory) -> Detector:
     path = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
-    return Detector.from_checkpoint(path)
+    # Untrained, the level classifiers sit at their 0.01 prior: let every step propose.
+    return Detector.from_checkpoint(path, decode=DecodeConfig(pre_threshold=0.0))
 
 
 @pytest.mark.slow
@@ -321,7 +381,7 @@ def test_decode_invariants(n: int, seed: int, duration: float, top_k: int, sigma
     prob, audio, visual = rng.uniform(size=(3, n))
     bounds = rng.exponential(10.0, (n, 2))
     config = DecodeConfig(pre_threshold=0.2, sigma=sigma, top_k=top_k)
-    segments = decode_proposals(prob, bounds, SPEC, duration, audio, visual, config)
+    segments = _decode(prob, bounds, duration, audio, visual, replace(config, inside_weight=0.0))
     scores = [s.score for s in segments]
     assert len(segments) <= top_k and scores == sorted(scores, reverse=True)
     assert all(0.0 <= s.start < s.end <= duration for s in segments)
