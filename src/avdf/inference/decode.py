@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from avdf.intervals import interval_iou_array
 from avdf.timebase import MediaSpec
 from avdf.types import ScoredSegment, Segment
 
@@ -75,13 +76,6 @@ SEARCH_SPACE: dict[str, tuple[float, ...]] = {
 }
 
 
-def pairwise_iou(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """IoU of one segment against many (official LAV-DF definition), shape of ``starts``."""
-    inter = np.clip(np.minimum(end, ends) - np.maximum(start, starts), 0.0, None)
-    union = np.maximum(end, ends) - np.minimum(start, starts)
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0)
-
-
 def soft_nms(
     starts: np.ndarray,
     ends: np.ndarray,
@@ -109,7 +103,9 @@ def soft_nms(
         remaining = np.delete(remaining, best)
         if not len(remaining):
             break
-        iou = pairwise_iou(starts[idx], ends[idx], starts[remaining], ends[remaining])
+        iou = interval_iou_array(
+            starts[idx], ends[idx], starts[remaining], ends[remaining], empty=0.0
+        )
         current[remaining] *= np.exp(-(iou**2) / sigma)
         remaining = remaining[current[remaining] >= min_score]
     return np.asarray(keep, dtype=np.int64), np.asarray(kept_scores, dtype=np.float64)
@@ -118,15 +114,12 @@ def soft_nms(
 def _mean_over_segments(
     values: np.ndarray, starts: np.ndarray, ends: np.ndarray, spec: MediaSpec
 ) -> np.ndarray:
-    """Mean of per-step ``values`` (N,) over the steps whose centre lies in each segment.
-
-    Same rule as :meth:`MediaSpec.segment_steps`, vectorised with a cumulative sum; a
-    segment shorter than a step uses the step that contains its middle.
-    """
+    """Mean of per-step ``values`` (N,) over the steps whose centre lies in each segment
+    (seconds; :meth:`MediaSpec.segment_step_bounds`), vectorised with a cumulative sum; a
+    segment holding no step centre uses the step that contains its middle."""
     n = len(values)
     cumsum = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
-    first = np.clip(np.ceil(starts * spec.steps_per_second - 0.5), 0, n).astype(np.int64)
-    last = np.clip(np.ceil(ends * spec.steps_per_second - 0.5), 0, n).astype(np.int64)
+    first, last = spec.segment_step_bounds(starts, ends, n)
     empty = last <= first
     middle = np.clip(np.floor(0.5 * (starts + ends) * spec.steps_per_second), 0, n - 1).astype(
         np.int64
