@@ -11,11 +11,13 @@ of the labelled boundaries.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -417,6 +419,21 @@ def test_same_seed_same_corpus(
     assert plan_corpus(N_VIDEOS, SEED + 1, pools) != plan_corpus(N_VIDEOS, SEED, pools)
 
 
+def test_parallel_build_after_torch_is_identical(
+    corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path
+) -> None:
+    # Run torch ops on two threads first: forked workers of such a process can deadlock;
+    # spawned ones (what --workers uses) cannot.
+    torch.set_num_threads(2)
+    torch.randn(256, 256) @ torch.randn(256, 256)
+    out, records = corpus
+    again = build_corpus(tmp_path / "parallel", N_VIDEOS, SEED, media, workers=2)
+    assert again == records
+    for r in records:
+        assert (tmp_path / "parallel" / r["file"]).read_bytes() == (out / r["file"]).read_bytes()
+    assert not list((tmp_path / "parallel").glob(".avdf-synth-sources-*"))
+
+
 def test_cli_refuses_to_overwrite(
     corpus: tuple[Path, list[dict]], media: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -426,6 +443,22 @@ def test_cli_refuses_to_overwrite(
     assert status == 1
     assert "already exists" in capsys.readouterr().err
     assert (out / "metadata.json").read_bytes() == before
+
+
+def test_contact_sheet_script(corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "contact_sheet.py"
+    loader = importlib.util.spec_from_file_location("contact_sheet", script)
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    out, records = corpus
+    columns = module.make_sheet(out, media, tmp_path / "sheet.png")
+    # One column per visual family (or kind) that occurs in the corpus, each naming it.
+    assert columns and all(any(f in c for f in VISUAL_FAMILIES) for c in columns)
+    shown = {e["visual"]["family"] for r in records for e in r["extra"]["edits"] if "visual" in e}
+    assert all(any(f in c for c in columns) for f in shown)
+    image = cv2.imread(str(tmp_path / "sheet.png"))
+    assert image is not None and image.shape[0] > 2 * 224
 
 
 def test_bundled_media_is_small_and_licensed() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.signal
 import torch
 
+from avdf.preprocess.audio import mel_filterbank
 from avdf.synth import tts
 from avdf.synth.sources import TalkingSource
 from avdf.timebase import MediaSpec
@@ -111,23 +112,6 @@ def same_speaker_other_moment(
     }
 
 
-def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale."""
-
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-    bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(np.array(sample_rate / 2)), n_mels + 2))
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins[None] - lower) / np.maximum(centre - lower, EPS)
-    falling = (upper - bins[None]) / np.maximum(upper - centre, EPS)
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
-
-
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     window = torch.hann_window(n_fft, dtype=x.dtype)
     return torch.stft(x, n_fft, hop, window=window, return_complex=True)  # (F, T)
@@ -164,9 +148,9 @@ def mel_resynthesis(
     lo, hi = max(0, start - pad), min(len(audio), stop + pad)
     piece = torch.from_numpy(audio[lo:hi].astype(np.float32))
     magnitude = _stft(piece, n_fft, hop).abs()  # (F, T)
-    fb = mel_filterbank(n_fft, n_mels, ctx.spec.sample_rate)  # (M, F)
-    mel = torch.from_numpy(fb) @ magnitude  # (M, T)
-    approx = (torch.from_numpy(np.linalg.pinv(fb)) @ mel).clamp_min(0.0)  # (F, T)
+    fb = mel_filterbank(ctx.spec.sample_rate, n_fft, n_mels).T  # (M, F), the features' filters
+    mel = fb @ magnitude  # (M, T)
+    approx = (torch.linalg.pinv(fb) @ mel).clamp_min(0.0)  # (F, T)
     seed = int(rng.integers(2**31))
     wave = griffin_lim(approx, n_fft, hop, hi - lo, n_iter, seed).numpy()
     segment = wave[start - lo : stop - lo].astype(np.float32)

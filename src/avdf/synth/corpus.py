@@ -12,6 +12,8 @@ import csv
 import json
 import multiprocessing
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -465,6 +467,8 @@ def _check_output(out_dir: Path, force: bool) -> None:
     existing = [p for p in existing if p.exists()]
     if existing and not force:
         raise OutputExistsError(existing[0])
+    for stale in out_dir.glob(".avdf-synth-sources-*"):  # left by a killed parallel build
+        shutil.rmtree(stale, ignore_errors=True)
     for p in existing:
         if p.parent.name in SPLITS and _OUTPUT_NAME.match(p.name):
             p.unlink()  # stale videos of an earlier, larger corpus
@@ -527,11 +531,70 @@ def _run(plans: list[VideoPlan], workers: int) -> Iterator[dict[str, Any]]:
     if workers <= 1 or len(plans) < 2:
         yield from map(_render_and_write, plans)
         return
-    # fork: workers inherit the prepared sources instead of decoding them again. Safe in a
-    # fresh process such as the CLI; a process that already ran torch ops in parallel can
-    # deadlock its forked children (inherited OpenMP pool), so library callers keep workers=1.
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_single_thread) as pool:
-        yield from pool.imap_unordered(_render_and_write, plans, chunksize=2)
+    # Spawned workers (not forked: a process that already ran torch ops in parallel can
+    # deadlock forked children through the inherited OpenMP pool). They memory-map the prepared
+    # sources from .npy files written once, instead of decoding and tracking them again.
+    pools: SourcePools = _WORKER_STATE["pools"]
+    out_dir: Path = _WORKER_STATE["out_dir"]
+    with tempfile.TemporaryDirectory(prefix=".avdf-synth-sources-", dir=out_dir) as folder:
+        layout = _save_pools(pools, Path(folder))
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, _init_worker, (Path(folder), layout, out_dir)) as pool:
+            yield from pool.imap_unordered(_render_and_write, plans, chunksize=2)
+
+
+def _save_pools(pools: SourcePools, folder: Path) -> dict[str, Any]:
+    """Write every prepared array of ``pools`` to ``folder`` (one .npy each); returns what
+    :func:`_load_saved_pools` needs besides the arrays (small, pickled to each worker)."""
+    talking: dict[str, list[dict[str, Any]]] = {}
+    speech: dict[str, list[tuple[str, str]]] = {}
+    count = 0
+    for split in SPLITS:
+        talking[split], speech[split] = [], []
+        for clip in pools.talking[split]:
+            stem, count = f"talking{count:03d}", count + 1
+            for field_name in ("frames", "audio", "landmarks"):
+                np.save(folder / f"{stem}.{field_name}.npy", getattr(clip, field_name))
+            talking[split].append(
+                {"stem": stem, "name": clip.name, "person": clip.person, "crop": clip.crop_box}
+            )
+        for name, samples in pools.speech[split]:
+            stem, count = f"speech{count:03d}", count + 1
+            np.save(folder / f"{stem}.npy", samples)
+            speech[split].append((name, stem))
+    return {"spec": pools.spec, "root": pools.root, "talking": talking, "speech": speech}
+
+
+def _load_saved_pools(folder: Path, layout: dict[str, Any]) -> SourcePools:
+    """The pools written by :func:`_save_pools`, memory-mapped read-only (shared page cache)."""
+
+    def load(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+    talking = {
+        split: [
+            TalkingSource(
+                name=c["name"],
+                person=c["person"],
+                frames=load(f"{c['stem']}.frames"),
+                audio=load(f"{c['stem']}.audio"),
+                landmarks=load(f"{c['stem']}.landmarks"),
+                crop_box=c["crop"],
+            )
+            for c in clips
+        ]
+        for split, clips in layout["talking"].items()
+    }
+    speech = {
+        split: [(name, load(stem)) for name, stem in files]
+        for split, files in layout["speech"].items()
+    }
+    return SourcePools(layout["spec"], talking, speech, layout["root"])
+
+
+def _init_worker(folder: Path, layout: dict[str, Any], out_dir: Path) -> None:
+    _single_thread()
+    _WORKER_STATE.update(pools=_load_saved_pools(folder, layout), out_dir=out_dir)
 
 
 def _single_thread() -> None:
