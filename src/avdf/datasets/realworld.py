@@ -77,6 +77,13 @@ def real_rank(file: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+def _real_key(sample: Sample) -> tuple[int, str]:
+    # Re-encoded copies of one real clip (scripts/reencode_corpus.py) share their source's
+    # rank, so they land in the same split and the same fold.
+    source = str(sample.extra.get("reencoded_from") or sample.extra["file"])
+    return real_rank(source), source
+
+
 def load(
     root: str | Path,
     split: str | None = None,
@@ -195,10 +202,11 @@ def _with_split(sample: Sample, split: str) -> Sample:
 
 
 def _real_shares(reals: Sequence[Sample], n_groups: int) -> dict[str, int]:
-    """Real clip id -> group in ``range(n_groups)``: dealt round-robin in :func:`real_rank`
-    order, so every group gets ``len(reals) // n_groups`` or one more."""
-    ordered = sorted(reals, key=lambda s: (real_rank(str(s.extra["file"])), s.id))
-    return {s.id: i % n_groups for i, s in enumerate(ordered)}
+    """Real clip id -> group in ``range(n_groups)``: source clips dealt round-robin in
+    :func:`real_rank` order, so every group gets ``n_sources // n_groups`` or one more."""
+    sources = sorted({_real_key(s) for s in reals})
+    group = {source: i % n_groups for i, source in enumerate(sources)}
+    return {s.id: group[_real_key(s)] for s in reals}
 
 
 def _assign_splits(samples: list[Sample]) -> list[Sample]:
@@ -206,9 +214,10 @@ def _assign_splits(samples: list[Sample]) -> list[Sample]:
     reals = [s for s in samples if s.label == 0]
     n_dev_fakes = sum(s.extra["family"] in DEV_FAMILIES for s in fakes)
     # The same share of reals as of fakes, picked by rank: dev keeps both classes.
-    n_dev_reals = round(len(reals) * n_dev_fakes / len(fakes)) if fakes else 0
-    ranked = sorted(reals, key=lambda s: (real_rank(str(s.extra["file"])), s.id))
-    dev_reals = {s.id for s in ranked[:n_dev_reals]}
+    sources = sorted({_real_key(s) for s in reals})
+    n_dev_reals = round(len(sources) * n_dev_fakes / len(fakes)) if fakes else 0
+    dev_sources = set(sources[:n_dev_reals])
+    dev_reals = {s.id for s in reals if _real_key(s) in dev_sources}
     out = []
     for s in samples:
         dev = s.extra["family"] in DEV_FAMILIES if s.label == 1 else s.id in dev_reals

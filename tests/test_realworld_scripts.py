@@ -1,0 +1,180 @@
+"""The real-world scripts end to end on a tiny labelled folder cut from the bundled clips:
+re-encoding chain, metadata baseline, evaluation with the bundled checkpoint, training
+manifest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import media_fixtures as fx
+import numpy as np
+import pytest
+
+from avdf.datasets import load_dataset
+from avdf.datasets import realworld as rw
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+import reencode_corpus  # noqa: E402
+
+# (file, label, kind, generator, has_audio, source clip)
+CLIPS = [
+    ("a.mp4", "fake", "talking-head", "FLOAT", "yes", "talking-face_pc-avs_00067.mp4"),
+    ("b.mp4", "fake", "lip-sync", "Wav2Lip", "yes", "talking-face_pc-avs_00473.mp4"),
+    ("c.mp4", "fake", "talking-head", "Loopy", "yes", "talking-face_pc-avs_00015.mp4"),
+    ("d.mp4", "real", "real", "none", "no", "talking-face_pc-avs_517600055.mp4"),
+    ("e.mp4", "real", "real", "none", "yes", "talking-face_pc-avs_00104.mp4"),
+]
+
+
+def cut(source: Path, out: Path, seconds: float, audio: bool) -> None:
+    """The first ``seconds`` of ``source`` at 25 fps, 160 px high (with its audio or none)."""
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        video = dst.add_stream("libx264", rate=25)
+        video.width = video.height = 160
+        video.pix_fmt = "yuv420p"
+        sound = dst.add_stream("aac", rate=16000) if audio else None  # streams before muxing
+        if sound is not None:
+            sound.layout = "mono"
+        for i, frame in enumerate(src.decode(src.streams.video[0])):
+            if i >= seconds * 25:
+                break
+            small = frame.reformat(width=160, height=160, format="yuv420p")
+            small.pts, small.time_base = i, Fraction(1, 25)
+            dst.mux(video.encode(small))
+        dst.mux(video.encode())
+        if sound is None:
+            return
+        src.seek(0)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=16000)
+        for frame in src.decode(src.streams.audio[0]):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            for piece in resampler.resample(frame):
+                dst.mux(sound.encode(piece))
+        dst.mux(sound.encode())
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rw_src")
+    lines = ["file\tlabel\tkind\tgenerator\thas_audio"]
+    for file, label, kind, generator, audio, source in CLIPS:
+        cut(fx.talking(source), root / file, 1.2, audio == "yes")
+        lines.append("\t".join((file, label, kind, generator, audio)))
+    (root / "labels.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reencoded(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rw_out") / "reencoded"
+    assert reencode_corpus.main([str(folder), str(out), "--real-copies", "2"]) == 0
+    return out
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True
+    )
+
+
+def test_chain_is_seeded_and_in_range() -> None:
+    chains = [reencode_corpus.draw_chain(0, f"clip{i}") for i in range(200)]
+    assert chains[0] == reencode_corpus.draw_chain(0, "clip0")
+    assert chains[0] != reencode_corpus.draw_chain(1, "clip0")
+    assert {c.codec for c in chains} == set(reencode_corpus.CODECS)
+    assert {c.fps for c in chains} == set(reencode_corpus.FPS_CHOICES)
+    assert all(240 <= c.height <= 480 and c.height % 2 == 0 for c in chains)
+    assert any(any(c.pad) for c in chains) and any(not any(c.pad) for c in chains)
+
+
+def test_reencoded_folder_follows_its_chain(folder: Path, reencoded: Path) -> None:
+    samples = load_dataset("realworld", reencoded)
+    # Two copies of each real; every clip named in labels.tsv exists.
+    assert sorted(s.id for s in samples) == ["a", "b", "c", "d", "d~1", "e", "e~1"]
+    for sample in samples:
+        chain = reencode_corpus.draw_chain(0, Path(sample.path).name)
+        assert sample.extra["chain"].startswith(f"{chain.codec} h{chain.height} {chain.fps}fps")
+        with av.open(sample.path) as container:
+            video = container.streams.video[0]
+            assert video.codec_context.height == chain.height
+            assert video.codec_context.width % 2 == 0
+            assert float(video.average_rate) == chain.fps
+            assert bool(container.streams.audio) == (sample.extra["has_audio"] is True)
+        assert sample.duration == pytest.approx(1.2, abs=0.1)
+    # No-audio shares equal across classes: 1 of 4 reals lacks audio, so 1 of 3 fakes too
+    # (round(0.5 * 3) = 2 counting the copies: d and d~1 have none).
+    shares = {
+        label: np.mean([not s.extra["has_audio"] for s in samples if s.label == label])
+        for label in (0, 1)
+    }
+    assert shares[0] == pytest.approx(0.5) and shares[1] == pytest.approx(2 / 3)
+    # Copies of one real stay together in splits and folds.
+    by_id = {s.id: s for s in samples}
+    assert by_id["d"].split == by_id["d~1"].split and by_id["e"].split == by_id["e~1"].split
+    for fold in rw.logo_folds(samples):
+        ids = {s.id for s in fold.test}
+        assert ("d" in ids) == ("d~1" in ids) and ("e" in ids) == ("e~1" in ids)
+
+
+def test_rerun_is_idempotent(folder: Path, reencoded: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in reencoded.iterdir()}
+    result = run("reencode_corpus.py", str(folder), str(reencoded), "--real-copies", "2")
+    assert result.returncode == 0, result.stderr
+    assert "0 written, 7 unchanged" in result.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in reencoded.iterdir() if p.suffix == ".mp4"}
+    assert all(after[name] == before[name] for name in after)
+    assert not [p for p in reencoded.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_reencode_refuses_bad_labels(tmp_path: Path) -> None:
+    (tmp_path / "labels.tsv").write_text("file\tlabel\tkind\tgenerator\nx.mp4\tfake\tk\tG\n")
+    result = run("reencode_corpus.py", str(tmp_path), str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "no video 'x.mp4'" in result.stderr
+
+
+def test_logistic_regression_separates_and_is_chance_on_noise() -> None:
+    import metadata_baseline as mb
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = (x[:, 0] + 0.1 * rng.normal(size=200) > 0).astype(float)
+    w = mb.fit_logistic(x, y)
+    assert w[0] > 1 and abs(w[1]) < 0.5 and abs(w[2]) < 0.5
+
+
+def test_metadata_baseline_prints_a_table(folder: Path, reencoded: Path) -> None:
+    result = run("metadata_baseline.py", str(folder), str(reencoded), "--resamples", "50")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| set | clips (fake/real) | LOGO AUC")
+    assert f"| {folder} | 5 (3/2) |" in lines[2] and f"| {reencoded} | 7 (3/4) |" in lines[3]
+    assert any(line.startswith("| log_face_px |") for line in lines)
+
+
+def test_eval_realworld_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.json"
+    args = [str(folder), "--cache", str(tmp_path / "cache"), "--robustness", "2"]
+    result = run(
+        "eval_realworld.py", *args, "--robust-dir", str(tmp_path / "r"), "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5/5 clips scored (3 fake)" in result.stdout
+    assert "| lip-sync | 1 |" in result.stdout and "| Wav2Lip | 1 |" in result.stdout
+    numbers = json.loads(out.read_text())
+    assert set(numbers["scores"]) == {"a", "b", "c", "d", "e"}
+    assert 0.0 <= numbers["auc"] <= 1.0
+    assert numbers["robustness"]["clips"] == 2
+    assert 0.0 <= numbers["robustness"]["mean_abs_change"] <= 1.0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 5
+    # Second run: every feature from the cache, same scores.
+    again = run("eval_realworld.py", str(folder), "--cache", str(tmp_path / "cache"))
+    assert again.returncode == 0 and f"video AUC: {numbers['auc']:.3f}" in again.stdout
