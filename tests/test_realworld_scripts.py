@@ -178,3 +178,44 @@ def test_eval_realworld_with_the_bundled_checkpoint(folder: Path, tmp_path: Path
     # Second run: every feature from the cache, same scores.
     again = run("eval_realworld.py", str(folder), "--cache", str(tmp_path / "cache"))
     assert again.returncode == 0 and f"video AUC: {numbers['auc']:.3f}" in again.stdout
+
+
+def test_manifest_balances_the_real_world_part_and_keeps_synth_train_dev(
+    reencoded: Path, tmp_path: Path
+) -> None:
+    from avdf.training.config import load_config
+    from avdf.types import Sample, read_manifest, write_manifest
+
+    clip = str(fx.talking("talking-face_pc-avs_00067.mp4"))
+    fold = tmp_path / "fold0.jsonl"
+    write_manifest(
+        [Sample(f"{split}/{i}", "lavdf", split, clip, 1.0, label=i % 2)
+         for split in ("train", "dev", "test") for i in range(3)],
+        str(fold),
+    )  # fmt: skip
+    out = tmp_path / "mix.jsonl"
+    args = [str(out), "--realworld", str(reencoded), "--synth-manifest", str(fold)]
+    result = run("make_realworld_manifest.py", *args, "--synth-limit", "2")
+    assert result.returncode == 0, result.stderr
+    samples = read_manifest(str(out))
+    synthetic = [s for s in samples if s.dataset == "lavdf"]
+    assert sorted(s.id for s in synthetic) == ["dev/0", "dev/1", "train/0", "train/1"]
+    for split in ("train", "dev"):
+        part = [s for s in samples if s.dataset == "realworld" and s.split == split]
+        assert sum(s.label == 1 for s in part) == sum(s.label == 0 for s in part) > 0
+    # Two reals and three fakes (+ two copies): a copy goes in dev, nothing else is lost.
+    assert {s.id for s in samples if s.dataset == "realworld" and s.label == 1} == {"a", "b", "c"}
+    again = run("make_realworld_manifest.py", *args)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    # The training config reads such a manifest (a typo in it would fail here).
+    config = load_config(SCRIPTS.parent / "configs" / "realworld_mmms_ba.yaml")
+    assert config.data.manifest and config.data.val_split == "dev"
+
+
+def test_manifest_refuses_the_measuring_set(tmp_path: Path) -> None:
+    measuring = tmp_path / "realworld-dev"
+    measuring.mkdir()
+    result = run(
+        "make_realworld_manifest.py", str(tmp_path / "m.jsonl"), "--realworld", str(measuring)
+    )
+    assert result.returncode == 1 and "for measuring only" in result.stderr
