@@ -222,7 +222,7 @@ def face_artefact(
     size = frames.shape[1:3]
     params: dict[str, Any] = {"kind": kind, "feather_sigma_px": round(feather, 3)}
     if kind == "warp":
-        amplitude = float(rng.uniform(3.0, 5.0))  # pixels
+        amplitude = float(rng.uniform(2.0, 4.0))  # pixels
         wavelength = float(rng.uniform(30.0, 60.0))  # pixels
         phase = float(rng.uniform(0.0, 2.0 * np.pi))
         ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float32)
@@ -384,9 +384,11 @@ def mouth_rerender_lowres(
         warped = cv2.warpAffine(
             ctx.source.frames[start + k], matrix, size[::-1], borderMode=cv2.BORDER_REFLECT
         )
+        mask = feathered_mask(_lower_face_points(target), size, grow, feather)
+        # Colour-matched first (as generators' blending does), then the deliberate mismatch.
+        warped = _match_colour(warped, frames[first + k], mask > 0.5)
         rendered = _render_low_resolution(warped, _face_box(target, size), render_size)
         rendered = np.clip(rendered.astype(np.float32) * gain + offset, 0, 255)
-        mask = feathered_mask(_lower_face_points(target), size, grow, feather)
         frames[first + k] = blend(frames[first + k], rendered.astype(np.uint8), mask)
     return {
         "shift_seconds": round((start - here) / ctx.spec.fps, 4),
