@@ -158,8 +158,10 @@ class PyramidHead(nn.Module):
         self.scales = nn.ModuleList(_Scale() for _ in strides)
         self.frame = nn.Conv1d(width, 1, 3, padding=1)
         self.edges = nn.Conv1d(width, 2, 3, padding=1)  # (start, end) boundary logits
-        # Rare positives: start the cell classifier at p = 0.01 (RetinaNet prior).
+        # Rare positives: start the cell classifier at p = 0.01 (RetinaNet prior) and the
+        # boundary logits at ~0.04, about the share of steps beside a seam.
         nn.init.constant_(self.cls.bias, -math.log(99.0))
+        nn.init.constant_(self.edges.bias, -math.log(24.0))
 
     def forward(self, fused: torch.Tensor, step_mask: torch.Tensor) -> HeadOutput:
         """fused (B, T, C), step_mask (B, T) bool."""
