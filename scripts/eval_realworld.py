@@ -128,6 +128,8 @@ def robustness(
         "clips": len(changes),
         "mean_abs_change": float(np.mean(np.abs(changes))) if changes else None,
         "max_abs_change": float(np.max(np.abs(changes))) if changes else None,
+        # The change means little without the spread of the scores it is compared with.
+        "score_sd": float(np.std([scores[s.id] for s in copies])) if copies else None,
         "auc_original": auc_or_none(copies, scores),
         "auc_reencoded": auc_or_none(copies, new_scores),
         "failed": failed + more_failed,
@@ -187,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     if n_robust:
         robust = robustness(detector, samples[:n_robust], scores, args.robust_dir, args.seed)
         results["robustness"] = robust
-        print("| re-encoded clips | mean abs score change | max abs change | AUC before | after |")
-        print("|---|---|---|---|---|")
+        print(
+            "| re-encoded clips | mean abs score change | max abs change "
+            "| score sd across clips | AUC before | after |"
+        )
+        print("|---|---|---|---|---|---|")
         print(
             f"| {robust['clips']} | {_fmt(robust['mean_abs_change'])} | "
-            f"{_fmt(robust['max_abs_change'])} | {_fmt(robust['auc_original'])} | "
+            f"{_fmt(robust['max_abs_change'])} | {_fmt(robust['score_sd'])} | "
+            f"{_fmt(robust['auc_original'])} | "
             f"{_fmt(robust['auc_reencoded'])} |"
         )
         failed += robust["failed"]
