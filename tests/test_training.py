@@ -335,7 +335,7 @@ def test_loss_decreases_when_overfitting_a_fixed_batch(real_cache) -> None:
     optimizer = torch.optim.AdamW(module.model.parameters(), lr=1e-2)
     module.train()
     losses = []
-    for _ in range(20):
+    for _ in range(30):
         optimizer.zero_grad()
         loss = detection_losses(module(batch), batch, module.loss_weights)["loss"]
         loss.backward()

@@ -17,6 +17,7 @@ from avdf.models.heads import LevelOutput
 from avdf.types import MODALITIES
 
 EPS = 1e-8
+BOUNDARY_FLOOR = 0.05  # steps' share added to the boundary loss normaliser
 
 
 def sigmoid_focal_loss(
@@ -171,7 +172,8 @@ def detection_losses(
     - regression: DIoU per positive cell, each segment's cells summing to weight one,
       divided by the number of (segment, level) pairs;
     - boundary: BCE of the start / end logits against the soft targets, summed and divided
-      by the number of boundaries (the targets' mass), so rare seams are not drowned;
+      by the targets' mass plus 5% of the steps, so rare seams are not drowned and a batch
+      without seams stays near a mean;
     - modality: BCE of the audio- / visual-fake logits where the dataset labels them and
       the model could see that modality;
     - video: BCE of the window's video logit.
@@ -214,7 +216,10 @@ def detection_losses(
             out.start_logits, batch["start"], reduction="none"
         )
         bce_end = F.binary_cross_entropy_with_logits(out.end_logits, batch["end"], reduction="none")
-        mass = ((batch["start"] + batch["end"]) * edge_valid).sum().clamp_min(1)
+        # Divided by the boundaries' mass plus a floor proportional to the steps, so a batch
+        # without any seam (reals, whole-video fakes) gives a mean-like value, not a sum.
+        mass = ((batch["start"] + batch["end"]) * edge_valid).sum()
+        mass = mass + BOUNDARY_FLOOR * edge_valid.sum().clamp_min(1)
         boundary = ((bce_start + bce_end) * edge_valid).sum() / mass
     else:
         boundary = out.fake_logits.sum() * 0.0
