@@ -43,7 +43,7 @@ def _column_key(edit: dict) -> str | None:
     if edit.get("whole_clip"):
         return f"whole clip: {family}"
     if visual.get("matched_to_audio"):
-        return "lip-sync: mouth_rerender_lowres, audio of the same moment"
+        return "lip-sync: mouth_rerender_lowres + its audio"
     if "kind" in visual:
         return f"{family}: {visual['kind']}"
     return family
@@ -59,7 +59,7 @@ def _columns() -> list[str]:
             wanted += [f"{family}: {kind}" for kind in ("freeze", "repeat")]
         else:
             wanted.append(family)
-    wanted.append("lip-sync: mouth_rerender_lowres, audio of the same moment")
+    wanted.append("lip-sync: mouth_rerender_lowres + its audio")
     wanted += [f"whole clip: {f}" for f in ("face_from_other_identity", "self_blended")]
     return wanted
 

@@ -142,8 +142,8 @@ def mel_resynthesis(
     (computed with some context on both sides so the STFT edges do not fall on the seam)."""
     n_fft, hop = 512, 128
     # Coarse mel resolution and few iterations: an audible, vocoder-like smearing.
-    n_mels = int(rng.choice([16, 20, 24, 32]))
-    n_iter = int(rng.integers(4, 17))
+    n_mels = int(rng.choice([12, 16, 20, 24]))
+    n_iter = int(rng.integers(2, 11))
     pad = n_fft
     lo, hi = max(0, start - pad), min(len(audio), stop + pad)
     piece = torch.from_numpy(audio[lo:hi].astype(np.float32))
