@@ -57,7 +57,8 @@ def cached_chunks(path: str | Path, chunk_steps: int) -> Iterator[VideoFeatures]
 
 def _cache_file(detector: Detector, cache_dir: Path | None, sample: Sample) -> Path | None:
     """The sample's cache when it is complete, made with the model's MediaSpec (and the
-    same ``max_side``) and, if the video is here, from this very file."""
+    same ``max_side`` and tracking settings a fresh run would use) and, if the video is
+    here, from this very file."""
     if cache_dir is None:
         return None
     from avdf.preprocess.cache import cache_path_for, is_complete, read_meta, source_fingerprint
@@ -72,6 +73,11 @@ def _cache_file(detector: Detector, cache_dir: Path | None, sample: Sample) -> P
     meta = read_meta(path) or {}
     # Face crops depend on the frame size tracking ran at: a different max_side is stale.
     if meta.get("max_side", detector.max_side) != detector.max_side:
+        return None
+    # So do the tracker's options (keyframe interval, motion rule): other ones are stale.
+    from avdf.preprocess.pipeline import default_tracker
+
+    if meta.get("tracking") != default_tracker(detector.spec).settings:
         return None
     return path
 

@@ -214,7 +214,12 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
     copy is the caller's, straight into its chunk array.
     """
     width, height = size
-    rgb = frame.reformat(width=width, height=height, format="rgb24")
+    if (frame.width, frame.height) == (width, height):
+        # Same size: naming it anyway sends swscale down its slow scaling path (measured
+        # 0.90 vs 0.08 ms per 640x360 frame, byte-identical output).
+        rgb = frame.reformat(format="rgb24")
+    else:
+        rgb = frame.reformat(width=width, height=height, format="rgb24")
     plane = rgb.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)  # padded rows
     image = rows[:, : width * 3].reshape(height, width, 3)
