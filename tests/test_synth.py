@@ -393,6 +393,7 @@ def test_prepared_sources_have_a_face_in_every_clip(pools: SourcePools) -> None:
         assert clip.frames.shape[1:] == (224, 224, 3) and len(clip.audio) == clip.n_frames * 640
 
 
+# The one test that needs ../shared/media: everything else runs on the bundled media.
 @pytest.mark.skipif(not (SHARED / "talking").is_dir(), reason="needs ../shared/media")
 def test_every_shared_clip_is_a_source() -> None:
     found = discover(SHARED)
