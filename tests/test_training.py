@@ -443,3 +443,21 @@ def test_missing_cache_is_one_line_with_the_command(real_cache, tmp_path, capsys
     from avdf.types import read_manifest
 
     assert len(read_manifest(str(tmp_path / "run" / "missing_from_cache.jsonl"))) == 3
+
+
+def test_ema_forgets_the_initial_weights_early() -> None:
+    from avdf.training.module import AVDFModule
+
+    module = AVDFModule("mmms_ba", TINY, SPEC_DEFAULT.to_dict(), optim={"ema_decay": 0.998})
+    weight = next(module.model.parameters())
+    initial = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(1.0)  # the weights move once, then stay
+    for _ in range(200):
+        module.ema.update_parameters(module.model)
+    averaged = next(module.ema.module.parameters())
+    # A plain 0.998 average would still hold 0.998**200 = 67% of the initial weights.
+    share_of_initial = float((weight - averaged).mean() / (weight - initial).mean())
+    assert share_of_initial < 0.05
+    module.eval()
+    assert module.evaluation_model() is module.ema.module

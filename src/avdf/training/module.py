@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torchmetrics.classification import BinaryAUROC
 
 from avdf.models import create_model
@@ -37,6 +38,17 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def ema_update(
+    averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor, decay: float
+) -> torch.Tensor:
+    """One EMA step with warm-up: the decay is ``min(decay, (1 + n) / (10 + n))`` after ``n``
+    updates, so the average forgets the random initial weights within the first few hundred
+    steps (a plain 0.998 would still hold 64% of them after 220 steps)."""
+    n = float(num_averaged)
+    rate = min(decay, (1.0 + n) / (10.0 + n))
+    return averaged * rate + current * (1.0 - rate)
 
 
 class AVDFModule(L.LightningModule):
@@ -73,7 +85,7 @@ class AVDFModule(L.LightningModule):
         # EMA of the weights: validation, checkpoint selection and export use it (0: off).
         self.ema_decay = float(optim.get("ema_decay", 0.0))
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay))
+            AveragedModel(self.model, avg_fn=partial(ema_update, decay=self.ema_decay))
             if self.ema_decay > 0
             else None
         )
