@@ -454,10 +454,16 @@ def test_ema_forgets_the_initial_weights_early() -> None:
     with torch.no_grad():
         weight.add_(1.0)  # the weights move once, then stay
     for _ in range(200):
-        module.ema.update_parameters(module.model)
+        module.on_train_batch_end(None, None, 0)
     averaged = next(module.ema.module.parameters())
     # A plain 0.998 average would still hold 0.998**200 = 67% of the initial weights.
     share_of_initial = float((weight - averaged).mean() / (weight - initial).mean())
     assert share_of_initial < 0.05
     module.eval()
     assert module.evaluation_model() is module.ema.module
+    # BatchNorm statistics follow the live model's (AveragedModel alone keeps the initial ones).
+    for buffer in module.model.buffers():
+        buffer.add_(3)
+    module.on_train_batch_end(None, None, 0)
+    for averaged, live in zip(module.ema.module.buffers(), module.model.buffers(), strict=True):
+        assert torch.equal(averaged, live)

@@ -103,6 +103,10 @@ class AVDFModule(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+            # BatchNorm running statistics are buffers, which AveragedModel leaves at their
+            # initial values: take the live model's (already a running average).
+            for averaged, live in zip(self.ema.module.buffers(), self.model.buffers(), strict=True):
+                averaged.copy_(live)
 
     # --- training ----------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
