@@ -98,6 +98,12 @@ def bundled_checkpoint_path() -> Path:
 class Detector:
     """Scores whole videos of any length with a trained model.
 
+    Two entry points: :meth:`detect` for a video file and :meth:`detect_features` for
+    pre-computed features (a cache). Each is two stages that callers needing the per-step
+    curves (reports, ``avdf tune``, validation) use separately: ``detect_steps`` /
+    ``steps_from_features`` give the stitched :class:`StepOutputs`, :meth:`predict` turns
+    them into a :class:`Prediction` with the checkpoint's decoding and calibration.
+
     ``window_steps`` defaults to the checkpoint's training window (``window_steps`` in
     its info or info['extra']) or 64; windows overlap by half (``hop_steps``).
     ``batch_size`` windows go through the model at once. ``chunk_steps`` is the
