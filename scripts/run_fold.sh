@@ -8,19 +8,23 @@
 #   writes WORK/train/VARIANT/foldK/seedS (training run, model.ckpt, model-tuned.ckpt) and
 #   WORK/eval/VARIANT/foldK/seedS (localization.json, detection.txt, scores.json), the
 #   layout scripts/fold_table.py reads.
+#   TRAIN_MANIFEST=FILE trains and tunes on another manifest (e.g. the fold's synthetic
+#   train/dev plus realworld-train, scripts/make_realworld_manifest.py); the fold's test
+#   split is still what is scored.
 set -euo pipefail
 work=$1 variant=$2 fold=$3 seed=$4 epochs=$5 config=$6
 shift 6
 configs=$(cd "$(dirname "$0")/../configs" && pwd)
 manifest="$work/folds/fold$fold.jsonl"
+train_manifest=${TRAIN_MANIFEST:-$manifest}
 run="$work/train/$variant/fold$fold/seed$seed"
 eval_dir="$work/eval/$variant/fold$fold/seed$seed"
 export OMP_NUM_THREADS=1  # two runs share 2 cores
 mkdir -p "$run" "$eval_dir"
 avdf train "$configs/$config" --out "$run" --force --max-epochs "$epochs" \
-  --set data.dataset=null --set data.root=null --set data.manifest="$manifest" \
+  --set data.dataset=null --set data.root=null --set data.manifest="$train_manifest" \
   --set data.cache_dir="$work/cache" --set trainer.seed="$seed" "$@" > "$run/train.log" 2>&1
-avdf tune "$run/model.ckpt" --manifest "$manifest" --split dev --cache "$work/cache" \
+avdf tune "$run/model.ckpt" --manifest "$train_manifest" --split dev --cache "$work/cache" \
   --out "$run/model-tuned.ckpt" --force > "$run/tune.md" 2>&1
 avdf evaluate --manifest "$manifest" --split test --cache "$work/cache" \
   --checkpoint "$run/model-tuned.ckpt" --out "$eval_dir" --json "$eval_dir/scores.json" \
