@@ -91,6 +91,17 @@ def test_sharding_partitions_the_sorted_inputs(corpus, monkeypatch):
     assert sorted(j.video_id for s in shards for j in s) == [j.video_id for j in jobs]
 
 
+def test_overlapping_inputs_are_one_job_per_video(corpus, tmp_path):
+    # The same folder twice (as overlapping manifests list the same rows): no "~1" copies.
+    once = collect_jobs([str(corpus / "good")])
+    assert collect_jobs([str(corpus / "good"), str(corpus / "good")]) == once
+    # Two different files that share an id still both get a job.
+    other = tmp_path / "a.mp4"
+    other.write_bytes(b"")
+    ids = [j.video_id for j in collect_jobs([str(corpus / "good"), str(other)])]
+    assert "a" in ids and "a~1" in ids
+
+
 def test_shard_option_and_bad_shard(corpus, tmp_path, capsys):
     out = tmp_path / "cache"
     assert (

@@ -75,7 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_jobs(inputs: list[str]) -> list[Job]:
-    """Expand files, folders and manifests into jobs sorted by video id (ids made unique)."""
+    """Expand files, folders and manifests into jobs sorted by video id. The same video
+    listed twice under one id (overlapping manifests) is one job; different videos sharing an
+    id get ``~1``, ``~2``, ... suffixes."""
     from avdf.errors import InputError
     from avdf.types import read_manifest
 
@@ -101,7 +103,7 @@ def collect_jobs(inputs: list[str]) -> list[Job]:
             jobs.append(Job(p.with_suffix("").name, str(p)))
     seen: dict[str, int] = {}
     unique = []
-    for job in sorted(jobs, key=lambda j: (j.video_id, j.path)):
+    for job in sorted(set(jobs), key=lambda j: (j.video_id, j.path)):
         count = seen.get(job.video_id, 0)
         seen[job.video_id] = count + 1
         unique.append(job if count == 0 else Job(f"{job.video_id}~{count}", job.path))
