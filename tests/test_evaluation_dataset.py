@@ -12,6 +12,7 @@ from pathlib import Path
 import media_fixtures as fx
 import pytest
 import torch
+from tiny_models import tiny_checkpoint
 
 from avdf.cli import main
 from avdf.datasets import load_dataset
@@ -27,7 +28,6 @@ from avdf.evaluation.dataset import (
 from avdf.inference.detector import Detector
 from avdf.io.decode import probe
 from avdf.metrics import ap_ar, detection_metrics
-from avdf.models import create_model, save_checkpoint
 from avdf.preprocess.cache import cache_path_for
 from avdf.preprocess.pipeline import cache_video
 from avdf.reports.challenge import read_detection, read_localization
@@ -76,12 +76,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = create_model(
-        "mmms_ba", spec=SPEC, block_dim=16, block_width=4, gru_hidden=16, context_dim=16
-    )
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    return save_checkpoint(path, model, SPEC, extra={"window_steps": 32})
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", SPEC)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from pathlib import Path
 import media_fixtures as fx
 import numpy as np
 import pytest
-import torch
+from tiny_models import tiny_checkpoint
 
 from avdf.cli import main
 from avdf.inference.detector import Detector
 from avdf.io.decode import iter_audio, iter_video_frames
-from avdf.models import create_model, save_checkpoint
 from avdf.preprocess.face import FaceTracker
 from avdf.preprocess.pipeline import AUDIO_TAIL_SECONDS, ExtractionStats, extract_features
 from avdf.timebase import MediaSpec
@@ -70,12 +69,7 @@ def tracker() -> FaceTracker:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = create_model(
-        "mmms_ba", spec=SPEC, block_dim=16, block_width=4, gru_hidden=16, context_dim=16
-    )
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    return save_checkpoint(path, model, SPEC, extra={"window_steps": 32})
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.ckpt", SPEC)
 
 
 @pytest.mark.parametrize("name", ["restart", "jump"])
