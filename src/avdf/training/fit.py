@@ -114,26 +114,7 @@ def fit(
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
 
-    datamodule = AVDFDataModule(
-        d.cache_dir,
-        config.media,
-        window_steps=d.window_steps,
-        batch_size=d.batch_size,
-        num_workers=d.num_workers,
-        windows_per_video=d.windows_per_video,
-        fake_window_fraction=d.fake_window_fraction,
-        val_hop_steps=d.val_hop_steps,
-        in_memory=d.in_memory,
-        train_samples=train_samples,
-        val_samples=val_samples,
-    )
-    module = AVDFModule(
-        config.model.name,
-        config.model.kwargs,
-        config.media.to_dict(),
-        config.to_dict()["loss"],
-        config.to_dict()["optim"],
-    )
+    datamodule, module = _data_and_module(config, train_samples, val_samples)
 
     has_val = bool(val_samples)
     extra_callbacks = list(callbacks)
@@ -230,3 +211,31 @@ def _export_best(
             "config": config.to_dict(),
         },
     )
+
+
+def _data_and_module(
+    config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequence[Sample]
+) -> tuple[AVDFDataModule, AVDFModule]:
+    """The LightningDataModule over the cached windows and the LightningModule to train."""
+    d = config.data
+    datamodule = AVDFDataModule(
+        d.cache_dir,
+        config.media,
+        window_steps=d.window_steps,
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        windows_per_video=d.windows_per_video,
+        fake_window_fraction=d.fake_window_fraction,
+        val_hop_steps=d.val_hop_steps,
+        in_memory=d.in_memory,
+        train_samples=train_samples,
+        val_samples=val_samples,
+    )
+    module = AVDFModule(
+        config.model.name,
+        config.model.kwargs,
+        config.media.to_dict(),
+        config.to_dict()["loss"],
+        config.to_dict()["optim"],
+    )
+    return datamodule, module
