@@ -15,7 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("avdf.cli.synth", "build a synthetic audio-visual deepfake corpus (LAV-DF layout)"),
     "train": ("avdf.cli.train", "train a model from a YAML config"),
     "evaluate": ("avdf.cli.evaluate", "score predictions with the official metrics"),
-    "tune": ("avdf.cli.tune", "fit decoding and calibration on a dev split, stored in the checkpoint"),
+    "tune": (
+        "avdf.cli.tune",
+        "fit decoding and calibration on a dev split, stored in the checkpoint",
+    ),
 }
 
 

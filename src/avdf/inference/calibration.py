@@ -45,7 +45,7 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
     def verdict(self, probability: float) -> str:
-        """"real", "uncertain" or "fake" for a calibrated probability."""
+        """ "real", "uncertain" or "fake" for a calibrated probability."""
         if probability >= self.threshold + self.uncertain_band:
             return "fake"
         if probability < self.threshold - self.uncertain_band:
