@@ -137,9 +137,7 @@ class Detector:
         tuned = self.info.get("extra") or {}
         self.decode_config = decode or DecodeConfig.from_dict(tuned.get("decode"))
         self.calibration = calibration or Calibration.from_dict(tuned.get("calibration"))
-        trained = self.info.get("window_steps") or (self.info.get("extra") or {}).get(
-            "window_steps"
-        )
+        trained = self.info.get("window_steps") or tuned.get("window_steps")
         self.window_steps = int(window_steps or trained or DEFAULT_WINDOW_STEPS)
         self.hop_steps = hop_steps or max(1, self.window_steps // 2)
         self.batch_size = batch_size

@@ -137,6 +137,15 @@ def level_targets(
     return LevelTargets(positive, targets, weight, cell_valid)
 
 
+def seen_modalities(presence_used: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) bools from (B, T, 3) presence: audio seen; face or lips seen."""
+    audio = presence_used[..., MODALITIES.index("audio")]
+    visual = (
+        presence_used[..., MODALITIES.index("face")] | presence_used[..., MODALITIES.index("lips")]
+    )
+    return audio, visual
+
+
 def visible_fake_mask(
     batch: Mapping[str, torch.Tensor], presence_used: torch.Tensor
 ) -> torch.Tensor:
@@ -146,10 +155,7 @@ def visible_fake_mask(
     dropout, or absent in the video) is label noise: it is left out of the localization
     losses. Needs per-modality labels; without them every step counts.
     """
-    audio_seen = presence_used[..., MODALITIES.index("audio")]
-    visual_seen = (
-        presence_used[..., MODALITIES.index("face")] | presence_used[..., MODALITIES.index("lips")]
-    )
+    audio_seen, visual_seen = seen_modalities(presence_used)
     audio_fake, visual_fake = batch["audio_fake"] > 0.5, batch["visual_fake"] > 0.5
     checkable = (audio_fake & audio_seen) | (visual_fake & visual_seen)
     hidden = (batch["fake"] > 0.5) & ~checkable & batch["modality_known"][:, None]
@@ -225,11 +231,7 @@ def detection_losses(
         boundary = out.fake_logits.sum() * 0.0
 
     known = batch["step_mask"] & batch["modality_known"][:, None]  # (B, T)
-    audio_seen = out.presence_used[..., MODALITIES.index("audio")]
-    visual_seen = (
-        out.presence_used[..., MODALITIES.index("face")]
-        | out.presence_used[..., MODALITIES.index("lips")]
-    )
+    audio_seen, visual_seen = seen_modalities(out.presence_used)
     modality = 0.5 * (
         masked_bce(out.audio_fake_logits, batch["audio_fake"], known & audio_seen)
         + masked_bce(out.visual_fake_logits, batch["visual_fake"], known & visual_seen)
