@@ -348,3 +348,69 @@ def test_lip_front_end_is_a_temporal_3d_convolution() -> None:
     ).transpose(1, 2)  # (B, T, c_out, M/4, M/4)
     expected = expected * valid[:, :, None, None, None]
     torch.testing.assert_close(got, expected)
+
+
+def test_banded_scaled_attention_only_sees_nearby_keys() -> None:
+    """With band k, a query's output depends on keys within k steps only, and the scores
+    are divided by sqrt(d); band=None, unscaled is the paper's form above."""
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(1, 12, 4, generator=g), torch.randn(1, 12, 4, generator=g)
+    valid = torch.ones(1, 12, dtype=torch.bool)
+    base = bimodal_attention(x, y, valid, valid, scaled=True, band=2)
+    far = y.clone()
+    far[0, 9:] += 5.0  # keys 9..11 are more than 2 steps from queries 0..6
+    moved = bimodal_attention(x, far, valid, valid, scaled=True, band=2)
+    torch.testing.assert_close(moved[0, :7, :4], base[0, :7, :4], rtol=0, atol=0)
+    assert not torch.allclose(moved[0, 7:, :4], base[0, 7:, :4])
+    # Query 0 with band 2: softmax over keys 0..2 of x·y / sqrt(4), gated by x.
+    w = torch.softmax(x[0, 0] @ y[0, :3].T / 2.0, dim=-1)
+    torch.testing.assert_close(base[0, 0, :4], (w @ y[0, :3]) * x[0, 0])
+
+
+def test_face_3d_block_sees_motion_face_cnn_does_not() -> None:
+    """Frozen frames look like any other frame to a per-frame block; the default face
+    block's time taps make a step's features depend on its neighbours."""
+    x = torch.rand(1, 5, 3, SPEC.face_size, SPEC.face_size)
+    frozen = x.clone()
+    frozen[0, 1] = frozen[0, 2]  # step 1 repeats step 2: step 2's own frame is unchanged
+    valid = torch.ones(1, 5, dtype=torch.bool)
+    for name, sees_motion in (("face_cnn", False), ("face_3d", True)):
+        torch.manual_seed(0)
+        block = create_block(name, SPEC, out_dim=8, width=4).eval()
+        with torch.no_grad():
+            changed = not torch.equal(block(x, valid)[0, 2], block(frozen, valid)[0, 2])
+        assert changed == sees_motion, name
+
+
+def test_checkpoint_from_before_the_new_options_loads_in_paper_form(tmp_path) -> None:
+    """A checkpoint whose kwargs predate temporal contrast, the sync stream and scaled /
+    banded attention must load as it was built, not with today's defaults."""
+    paper_form = {
+        "temporal_contrast": False,
+        "sync_dim": 0,
+        "attention_scale": False,
+        "attention_band": None,
+    }
+    model = build("mmms_ba", face_block="face_cnn", **paper_form).eval()
+    path = save_checkpoint(tmp_path / "old.pt", model, SPEC)
+    raw = torch.load(path, weights_only=True)
+    for key in paper_form:
+        del raw["model_kwargs"][key]
+    torch.save(raw, path)
+    loaded, _, info = load_checkpoint(path)
+    assert {k: info["model_kwargs"][k] for k in paper_form} == paper_form
+    inputs = make_inputs(1, 10, seed=4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).fake_logits, loaded(**inputs).fake_logits)
+
+
+def test_sync_profile_is_zero_where_a_modality_is_missing() -> None:
+    model = build("mmms_ba").eval()
+    assert model.sync is not None and build("mmms_ba_paper").sync is None
+    assert build("mmms_ba", modalities=("face", "lips")).sync is None
+    inputs = make_inputs(1, 8)
+    inputs["presence"][0, 5:, MODALITIES.index("lips")] = False
+    with torch.no_grad():
+        out = model(**inputs)
+    assert bool((out.sync_lips[0, 5:] == 0).all()) and bool((out.sync_audio[0, 5:] != 0).any())
+    torch.testing.assert_close(out.sync_lips[0, :5].norm(dim=-1), torch.ones(5))

@@ -20,6 +20,7 @@ from avdf.training.losses import (
     level_targets,
     masked_bce,
     sigmoid_focal_loss,
+    sync_contrastive_loss,
     visible_fake_mask,
 )
 from avdf.training.module import warmup_cosine
@@ -219,6 +220,22 @@ def test_labels_of_a_hidden_modality_are_left_out() -> None:
     torch.testing.assert_close(
         detection_losses(out, batch, LossWeights())["classification"], before
     )
+
+
+def test_sync_contrastive_loss_by_hand() -> None:
+    """One genuine step (row 0, step 0). Its negatives: the other modality at step 3 of its
+    own window and at every valid step of row 1. Steps 1-2 are too near to count, and
+    row 1's steps 2-3 are invalid (zero embeddings), so they are no keys either."""
+    e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    audio = torch.stack([torch.stack([e0, e0, e0, e1]), torch.stack([e1, e1, e0 * 0, e0 * 0])])
+    lips = audio.clone()
+    positive = torch.zeros(2, 4, dtype=torch.bool)
+    positive[0, 0] = True
+    # Each direction: logit 1/0.5 for the positive, 0 for the three orthogonal keys.
+    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + 3.0))
+    got = sync_contrastive_loss(audio, lips, positive, temperature=0.5)
+    assert math.isclose(float(got), expected, rel_tol=1e-5)
+    assert float(sync_contrastive_loss(audio, lips, positive & False, 0.1)) == 0.0
 
 
 def test_warmup_cosine_schedule() -> None:

@@ -32,6 +32,10 @@ class ModelOutput:
     # (B, T, 3) modalities the model actually used per step (after modality dropout), in
     # MODALITIES order; the losses ignore labels of a modality it could not see.
     presence_used: torch.Tensor
+    # Unit lip–audio sync embeddings (B, T, dim), zero where that modality was not used;
+    # None when the model has no sync stream (avdf.models.sync).
+    sync_audio: torch.Tensor | None = None
+    sync_lips: torch.Tensor | None = None
 
     def level_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Level logits (B, T, L) and distances (B, T, L, 2) on the step grid."""

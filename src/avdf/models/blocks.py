@@ -154,11 +154,14 @@ class FaceConvBlock(nn.Module):
         return _run_on_valid(self.trunk, x, valid, self.out_dim)
 
 
+@register_block("face_3d")
 @register_block("lip_3d")
-class LipConv3dBlock(nn.Module):
-    """Mouth crops: a 3-D convolution front end (kernel 3 x 4 x 4, stride 1 x 4 x 4, zero
-    padding 1 in time: 3 steps of context, as in lip-reading front ends), then a 2-D trunk
-    per frame.
+class Conv3dFrontBlock(nn.Module):
+    """Face or mouth crops: a 3-D convolution front end (kernel 3 x 4 x 4, stride 1 x 4 x 4,
+    zero padding 1 in time: 3 steps of context, as in lip-reading front ends), then a 2-D
+    trunk per frame. The time taps let the first layer see motion (a frame against its
+    neighbours): frozen or repeated frames, seams where a clip was spliced and flicker are
+    invisible to a block that looks at one frame at a time (``face_cnn``).
 
     The 3-D convolution is computed exactly but cheaply: one 2-D convolution per valid
     frame produces the three time slices of the kernel as output channels, and each step

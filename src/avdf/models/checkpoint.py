@@ -22,6 +22,7 @@ from torch import nn
 import avdf
 from avdf.atomic import atomic_open
 from avdf.errors import InputError
+from avdf.models.mmms_ba import PAPER_FORM
 from avdf.models.registry import create_model
 from avdf.timebase import MediaSpec
 
@@ -95,6 +96,14 @@ def _upgrade_head(kwargs: dict[str, Any], state: Mapping[str, Any]) -> Mapping[s
     return out
 
 
+def _upgrade_options(kwargs: dict[str, Any]) -> None:
+    """Checkpoints from before temporal contrast, the sync stream and scaled / banded
+    attention were options were built without them: spell that out, or they would get
+    today's defaults and no longer match their weights."""
+    for key, value in PAPER_FORM.items():
+        kwargs.setdefault(key, value)
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, MediaSpec, dict[str, Any]]:
@@ -136,6 +145,7 @@ def load_checkpoint(
         name = str(meta["model_name"])
         kwargs = dict(meta.get("model_kwargs") or {})
         state = _upgrade_head(kwargs, state)
+        _upgrade_options(kwargs)
         spec_raw = meta["media_spec"]
         spec = spec_raw if isinstance(spec_raw, MediaSpec) else MediaSpec.from_dict(spec_raw)
         model = create_model(name, **kwargs)

@@ -3,8 +3,10 @@ model; the registered variants at the end of the file only set kwargs.
 
 Pipeline per window (B, T steps):
     feature blocks (per modality) -> (B, T, block_dim)
+    [optional] temporal contrast: each step's features minus the window's mean, appended
     contextual encoder: packed bidirectional GRU -> dense + tanh -> A, V, L (B, T, d)
-    fusion (mmms_ba | mmus_sa | ms_sa | none) -> dense + ReLU -> (B, T, fusion_dim)
+    fusion (mmms_ba | mmus_sa | ms_sa | none) [+ lip–audio sync profile, avdf.models.sync]
+        -> dense + ReLU -> (B, T, fusion_dim)
     heads: per-step fake logit, boundary distances, audio/visual-fake logits; video logit.
 
 Masks: ``step_mask`` (B, T) marks real steps (padding must be at the end: the GRU is
@@ -28,6 +30,7 @@ from avdf.models.base import ModelOutput
 from avdf.models.blocks import create_block
 from avdf.models.heads import create_head
 from avdf.models.registry import jsonable, register_model
+from avdf.models.sync import SyncEmbedding
 from avdf.timebase import MediaSpec
 from avdf.types import MODALITIES
 
@@ -82,6 +85,13 @@ class MMMSBA(nn.Module):
         fusion_dim, fusion_dropout: the dense fusion layer (+ ReLU + dropout).
         modality_dropout: in training, probability per sample and modality of hiding that
             modality for the whole window (never all of a sample's available modalities).
+        temporal_contrast: also feed each encoder its block features minus their mean over
+            the window's valid steps, so a stretch unlike the rest of its own video (another
+            identity, another voice) does not have to be found through the GRU alone.
+        sync_dim: size of the learned lip–audio sync embedding (0: none; needs audio and
+            lips); its per-step profile joins the fusion output.
+        attention_scale, attention_band: attention across steps divided by sqrt(d), and
+            limited to keys within ``attention_band`` steps (None: the whole window).
         head: localization head in :mod:`avdf.models.heads` ("pyramid" or the paper's
             "single_scale"); head_kwargs: its arguments.
     """
@@ -93,7 +103,7 @@ class MMMSBA(nn.Module):
         fusion: str = "mmms_ba",
         spec: MediaSpec | Mapping[str, Any] | None = None,
         audio_block: str = "mel_cnn",
-        face_block: str = "face_cnn",
+        face_block: str = "face_3d",
         lips_block: str = "lip_3d",
         block_dim: int = 64,
         block_width: int = 16,
@@ -104,6 +114,10 @@ class MMMSBA(nn.Module):
         fusion_dim: int = 128,
         fusion_dropout: float = 0.3,
         modality_dropout: float = 0.1,
+        temporal_contrast: bool = True,
+        sync_dim: int = 32,
+        attention_scale: bool = True,
+        attention_band: int | None = 8,
         head: str = "pyramid",
         head_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -134,15 +148,24 @@ class MMMSBA(nn.Module):
                 for m in self.modalities
             }
         )
+        self.temporal_contrast = temporal_contrast
+        encoder_in = 2 * block_dim if temporal_contrast else block_dim
         self.encoders = nn.ModuleDict(
             {
-                m: ContextEncoder(block_dim, gru_hidden, context_dim, gru_dropout, context_dropout)
+                m: ContextEncoder(encoder_in, gru_hidden, context_dim, gru_dropout, context_dropout)
                 for m in self.modalities
             }
         )
-        self.fusion = FUSIONS[fusion](self.modalities, context_dim)
+        if sync_dim < 0:
+            raise ValueError(f"sync_dim must be >= 0, got {sync_dim}")
+        has_pair = "audio" in self.modalities and "lips" in self.modalities
+        self.sync = SyncEmbedding(block_dim, sync_dim) if sync_dim and has_pair else None
+        self.fusion = FUSIONS[fusion](
+            self.modalities, context_dim, scaled=attention_scale, band=attention_band
+        )
+        fusion_in = self.fusion.out_dim + (self.sync.profile_dim if self.sync else 0)
         self.fusion_layer = nn.Sequential(
-            nn.Linear(self.fusion.out_dim, fusion_dim), nn.ReLU(), nn.Dropout(fusion_dropout)
+            nn.Linear(fusion_in, fusion_dim), nn.ReLU(), nn.Dropout(fusion_dropout)
         )
         self.head = create_head(head, fusion_dim, **dict(head_kwargs or {}))
         self.modality_head = nn.Linear(fusion_dim, 2)  # (audio-fake, visual-fake)
@@ -166,6 +189,10 @@ class MMMSBA(nn.Module):
                 "fusion_dim": fusion_dim,
                 "fusion_dropout": fusion_dropout,
                 "modality_dropout": modality_dropout,
+                "temporal_contrast": temporal_contrast,
+                "sync_dim": sync_dim,
+                "attention_scale": attention_scale,
+                "attention_band": attention_band,
                 "head": head,
                 "head_kwargs": dict(head_kwargs or {}),
             }
@@ -248,11 +275,20 @@ class MMMSBA(nn.Module):
             present = self._drop_modalities(present)
 
         valid = [present[..., i] for i in range(len(self.modalities))]  # M x (B, T)
+        masks = dict(zip(self.modalities, valid, strict=True))
+        blocks = {m: self.blocks[m](inputs[m], masks[m]) for m in self.modalities}
         features = [
-            self.encoders[m](self.blocks[m](inputs[m], v), v, lengths)  # (B, T, d)
-            for m, v in zip(self.modalities, valid, strict=True)
-        ]
-        fused = self.fusion_layer(self.fusion(features, valid))  # (B, T, fusion_dim)
+            self.encoders[m](self._encoder_input(blocks[m], masks[m]), masks[m], lengths)
+            for m in self.modalities
+        ]  # M x (B, T, d)
+        fusion = self.fusion(features, valid)
+        sync_audio = sync_lips = None
+        if self.sync is not None:
+            sync_audio, sync_lips, profile = self.sync(
+                blocks["audio"], blocks["lips"], masks["audio"], masks["lips"]
+            )
+            fusion = torch.cat([fusion, profile], dim=-1)
+        fused = self.fusion_layer(fusion)  # (B, T, fusion_dim)
 
         localization = self.head(fused, step_mask)
         modality_logits = self.modality_head(fused)  # (B, T, 2)
@@ -267,7 +303,18 @@ class MMMSBA(nn.Module):
             visual_fake_logits=modality_logits[..., 1],
             video_logit=self.video_head(_masked_mean_max(fused, step_mask)).squeeze(-1),
             presence_used=used,
+            sync_audio=sync_audio,
+            sync_lips=sync_lips,
         )
+
+    def _encoder_input(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Block features (B, T, D) -> the encoder's input: with temporal contrast,
+        ``[x ; x - mean of x over the window's valid steps]`` (zero at invalid steps)."""
+        if not self.temporal_contrast:
+            return x
+        w = valid.unsqueeze(-1).to(x.dtype)
+        mean = (x * w).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True).clamp_min(1)
+        return torch.cat([x, (x - mean) * w], dim=-1)
 
 
 def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -282,18 +329,34 @@ def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # --- registered variants: kwargs only ----------------------------------------------------
+# The paper's form of the options added since (checkpoints written before them lack the
+# keys, and load with these values: avdf.models.checkpoint).
+PAPER_FORM: dict[str, Any] = {
+    "temporal_contrast": False,
+    "sync_dim": 0,
+    "attention_scale": False,
+    "attention_band": None,
+}
+
+
 @register_model("mmms_ba")
 def mmms_ba(**kwargs: Any) -> MMMSBA:
-    """MMMS-BA with CPU-friendly sizes (GRU 128 per direction, d = 64)."""
+    """MMMS-BA with CPU-friendly sizes (GRU 128 per direction, d = 64), a face block that
+    sees motion, temporal contrast, a learned lip–audio sync stream and scaled, banded
+    attention (the defaults of :class:`MMMSBA`)."""
     return MMMSBA(**{"fusion": "mmms_ba", **kwargs})
 
 
 @register_model("mmms_ba_paper")
 def mmms_ba_paper(**kwargs: Any) -> MMMSBA:
-    """MMMS-BA with the paper's contextual sizes: GRU 300 per direction (dropout 0.5),
-    dense 100 with tanh (dropout 0.7). The fusion width (not given in the paper) is 100."""
+    """MMMS-BA as the paper has it: GRU 300 per direction (dropout 0.5), dense 100 with
+    tanh (dropout 0.7), unscaled attention over the whole window, one frame at a time into
+    the face block, no temporal contrast or sync stream. The fusion width (not given in
+    the paper) is 100."""
     paper = {
         "fusion": "mmms_ba",
+        "face_block": "face_cnn",
+        **PAPER_FORM,
         "gru_hidden": 300,
         "gru_dropout": 0.5,
         "context_dim": 100,

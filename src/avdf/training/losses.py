@@ -80,6 +80,8 @@ class LossWeights:
     boundary: float = 0.5  # start / end soft targets
     modality: float = 0.5
     video: float = 0.5
+    sync: float = 0.1  # contrastive lip–audio sync on genuine steps (models with a sync stream)
+    sync_temperature: float = 0.1
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
 
@@ -162,6 +164,43 @@ def visible_fake_mask(
     return batch["step_mask"] & ~hidden
 
 
+SYNC_NEAR_STEPS = 2  # keys this close to the positive are neither positive nor negative
+
+
+def sync_contrastive_loss(
+    audio: torch.Tensor,
+    lips: torch.Tensor,
+    positive: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Symmetric InfoNCE between unit audio and mouth embeddings (B, T, dim).
+
+    Queries are the ``positive`` (B, T) steps (genuine, both modalities seen); each one's
+    positive key is the other modality at the same step, its negatives the other
+    modality's valid steps elsewhere in its own window (shifted) and in the other windows
+    of the batch (swapped). Keys within ``SYNC_NEAR_STEPS`` steps of the positive are left
+    out: mouth shapes change slowly, so they are not wrong matches. An invalid step's
+    embedding is zero (it is never a key). 0 without a positive.
+    """
+    b, t, _ = audio.shape
+    if not positive.any():
+        return audio.sum() * 0.0
+    rows, steps = positive.nonzero(as_tuple=True)  # (N,)
+    key_time = torch.arange(t, device=audio.device)
+    same_row = rows[:, None, None] == torch.arange(b, device=audio.device)[None, :, None]
+    gap = (steps[:, None, None] - key_time[None, None, :]).abs()  # (N, 1, T)
+    near = same_row & (gap > 0) & (gap <= SYNC_NEAR_STEPS)  # (N, B, T)
+    target = rows * t + steps  # index of the positive key among the B*T keys
+    losses = []
+    for query, keys in ((audio, lips), (lips, audio)):
+        key_valid = keys.abs().sum(-1) > 0  # (B, T)
+        logits = query[rows, steps] @ keys.reshape(b * t, -1).T / temperature  # (N, B*T)
+        drop = near.reshape(len(rows), b * t) | ~key_valid.reshape(1, b * t)
+        logits = logits.masked_fill(drop, torch.finfo(logits.dtype).min)
+        losses.append(F.cross_entropy(logits, target))
+    return 0.5 * (losses[0] + losses[1])
+
+
 def detection_losses(
     out: ModelOutput, batch: Mapping[str, torch.Tensor], weights: LossWeights
 ) -> dict[str, torch.Tensor]:
@@ -182,7 +221,9 @@ def detection_losses(
       without seams stays near a mean;
     - modality: BCE of the audio- / visual-fake logits where the dataset labels them and
       the model could see that modality;
-    - video: BCE of the window's video logit.
+    - video: BCE of the window's video logit;
+    - sync (models with a sync stream): :func:`sync_contrastive_loss` on the steps that are
+      genuine (not fake) and where the model saw both audio and lips.
     """
     valid = visible_fake_mask(batch, out.presence_used)  # (B, T) bool
     fake = batch["fake"]  # (B, T)
@@ -237,6 +278,15 @@ def detection_losses(
         + masked_bce(out.visual_fake_logits, batch["visual_fake"], known & visual_seen)
     )
     video = masked_bce(out.video_logit, batch["video_target"], batch["video_known"])
+    if out.sync_audio is not None and out.sync_lips is not None:
+        used = out.presence_used
+        both = used[..., MODALITIES.index("audio")] & used[..., MODALITIES.index("lips")]
+        genuine = both & batch["step_mask"] & (fake < 0.5)
+        sync = sync_contrastive_loss(
+            out.sync_audio, out.sync_lips, genuine, weights.sync_temperature
+        )
+    else:
+        sync = out.fake_logits.sum() * 0.0
 
     total = (
         weights.classification * classification
@@ -245,6 +295,7 @@ def detection_losses(
         + weights.boundary * boundary
         + weights.modality * modality
         + weights.video * video
+        + weights.sync * sync
     )
     return {
         "loss": total,
@@ -254,4 +305,5 @@ def detection_losses(
         "boundary": boundary,
         "modality": modality,
         "video": video,
+        "sync": sync,
     }
