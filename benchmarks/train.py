@@ -7,7 +7,10 @@ Inputs are real: one real talking-face clip through the real preprocessing into 
 temporary cache; the batch is made of windows of it.
 
     python benchmarks/train.py [--config configs/synth_mmms_ba.yaml] [--steps 10]
-        [--models mmms_ba,none,mmus_sa,ms_sa] [--threads N]
+        [--models mmms_ba,none,mmus_sa,ms_sa] [--threads N] [--first-wave]
+
+``--first-wave`` adds, per model, a row built with the first wave's parts (per-frame face
+block, no temporal contrast or sync stream, unscaled attention over the whole window).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import torch
 
 from avdf.data.dataset import WindowDataset, collate
+from avdf.models.mmms_ba import PAPER_FORM
 from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.cache import cache_path_for
 from avdf.preprocess.pipeline import cache_video
@@ -43,6 +47,9 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "configs" / "synth_mmms_ba.yaml"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps (after 2 warm-up)")
     parser.add_argument("--models", help="comma-separated model names (default: the config's)")
+    parser.add_argument(
+        "--first-wave", action="store_true", help="also time each model with the first parts"
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--clip", default=str(CLIP))
     args = parser.parse_args()
@@ -72,9 +79,15 @@ def main() -> None:
         batch = batches[0]
 
         rows = []
+        runs = []
         for name in (args.models or config.model.name).split(","):
+            kwargs = dict(config.model.kwargs) if name == config.model.name else {}
+            if args.first_wave:
+                runs.append((f"{name}/first", {**kwargs, "face_block": "face_cnn", **PAPER_FORM}))
+            runs.append((name, kwargs))
+        for label, kwargs in runs:
             torch.manual_seed(0)
-            kwargs = config.model.kwargs if name == config.model.name else {}
+            name = label.split("/")[0]
             module = AVDFModule(name, kwargs, spec.to_dict())
             module.train()
             params = sum(p.numel() for p in module.parameters())
@@ -92,7 +105,7 @@ def main() -> None:
                 if step >= 2:  # first steps pay for allocations and kernel selection
                     times.append(time.perf_counter() - t0)
             median = statistics.median(times)
-            rows.append((name, params, median, 1 / median, b / median))
+            rows.append((label, params, median, 1 / median, b / median))
 
     print(
         f"config {Path(args.config).name}: B={b} T={t} steps ({t * spec.step_seconds:.2f} s), "
@@ -104,9 +117,9 @@ def main() -> None:
         f"{data_rates[False]:.1f} samples/s from the cache file, "
         f"{data_rates[True]:.1f} with data.in_memory"
     )
-    print(f"{'model':<14}{'params':>10}{'step s':>9}{'steps/s':>9}{'samples/s':>11}")
+    print(f"{'model':<20}{'params':>10}{'step s':>9}{'steps/s':>9}{'samples/s':>11}")
     for name, params, median, sps, samples in rows:
-        print(f"{name:<14}{params:>10,}{median:>9.3f}{sps:>9.2f}{samples:>11.1f}")
+        print(f"{name:<20}{params:>10,}{median:>9.3f}{sps:>9.2f}{samples:>11.1f}")
     print(f"peak RSS: {peak_rss_mb():.0f} MB")
 
 

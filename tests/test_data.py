@@ -250,3 +250,40 @@ def test_missing_and_mismatched_caches(real_cache, tmp_path, caplog) -> None:
     assert "skipping 2 of 5 videos: 1 not in the cache" in caplog.text
     with pytest.raises(InputError, match="rerun avdf preprocess"):
         WindowDataset(samples, cache_dir, MediaSpec(face_size=32), 32)
+
+
+# --- augmentation ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_augmentation_is_one_transform_per_window_and_training_only(real_cache) -> None:
+    """A window is transformed as a whole: a frame that repeats its neighbour (a frozen
+    frame, the evidence of an edit) still repeats it, the mel moves by one constant, face
+    and mouth flip together; validation windows are untouched."""
+    from avdf.data.augment import Augmentation
+    from avdf.data.dataset import WindowDataset
+
+    samples, cache_dir = real_cache
+    plain = WindowDataset(samples, cache_dir, SPEC, window_steps=32, train=False)
+    original = plain[0].features
+    frozen = original.face.copy()
+    frozen[10] = frozen[9]
+    window = original.__class__(**{**vars(original), "face": frozen})
+    torch.manual_seed(1)
+    flips = 0
+    for _ in range(8):
+        out = Augmentation(flip=0.5)(window)
+        assert out.face.shape == window.face.shape and out.face.dtype == np.uint8
+        np.testing.assert_array_equal(out.face[10], out.face[9])  # still frozen
+        assert not np.array_equal(out.face[11], out.face[10])
+        offset = out.mel.astype(np.float32) - window.mel.astype(np.float32)
+        assert np.ptp(offset) < 0.02 and abs(float(offset.mean())) <= 1.0
+        # Flip: with colour and shift off, the face is the mirror image or the same.
+        still = Augmentation(flip=0.5, brightness=0, contrast=0, colour=0, shift=0)(window)
+        mirrored = np.array_equal(still.face, window.face[:, :, ::-1])
+        assert mirrored or np.array_equal(still.face, window.face)
+        assert mirrored == np.array_equal(still.mouth, window.mouth[:, :, ::-1])
+        flips += mirrored
+    assert 0 < flips < 8
+    augmented_val = WindowDataset(
+        samples, cache_dir, SPEC, window_steps=32, train=False, augment=Augmentation()
+    )
+    np.testing.assert_array_equal(augmented_val[0].features.face, original.face)

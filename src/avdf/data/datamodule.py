@@ -13,6 +13,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from avdf.data.augment import Augmentation
 from avdf.data.dataset import WindowDataset, collate
 from avdf.timebase import MediaSpec
 from avdf.types import Sample, read_manifest
@@ -48,6 +49,7 @@ class AVDFDataModule(L.LightningDataModule):
         fake_window_fraction: float = 0.5,
         val_hop_steps: int | None = None,
         in_memory: bool = False,
+        augment: bool = False,
         train_samples: Sequence[Sample] | None = None,
         val_samples: Sequence[Sample] | None = None,
     ) -> None:
@@ -64,6 +66,7 @@ class AVDFDataModule(L.LightningDataModule):
         self.fake_window_fraction = fake_window_fraction
         self.val_hop_steps = val_hop_steps
         self.in_memory = in_memory
+        self.augment = augment
         self._train_samples = None if train_samples is None else list(train_samples)
         self._val_samples = None if val_samples is None else list(val_samples)
         self.train_set: WindowDataset | None = None
@@ -86,6 +89,7 @@ class AVDFDataModule(L.LightningDataModule):
                 windows_per_video=self.windows_per_video,
                 fake_window_fraction=self.fake_window_fraction,
                 in_memory=self.in_memory,
+                augment=Augmentation() if self.augment else None,
             )
         if self.val_set is None and stage in (None, "fit", "validate"):
             samples = self._val_samples

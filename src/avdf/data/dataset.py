@@ -10,7 +10,7 @@ deterministically. Only the steps of a window are read from the cache.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class WindowDataset(Dataset):
 
     ``in_memory=True`` reads each video whole on its first access and serves later windows
     from RAM (one copy per loader process), instead of decompressing every window again.
+    ``augment`` (training only) transforms each window's inputs (:mod:`avdf.data.augment`).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class WindowDataset(Dataset):
         fake_window_fraction: float = 0.5,
         hop_steps: int | None = None,
         in_memory: bool = False,
+        augment: Callable[[VideoFeatures], VideoFeatures] | None = None,
     ) -> None:
         if window_steps < 1 or windows_per_video < 1:
             raise ValueError("window_steps and windows_per_video must be positive")
@@ -78,6 +80,7 @@ class WindowDataset(Dataset):
         self.fake_window_fraction = fake_window_fraction
         self.hop_steps = hop_steps or window_steps
         self.in_memory = in_memory
+        self.augment = augment if train else None
         self._memory: dict[int, VideoFeatures] = {}  # video index -> whole video
 
         labelled = [s for s in samples if s.label is not None]
@@ -162,6 +165,8 @@ class WindowDataset(Dataset):
         sample = self.samples[video]
         stop = min(start + self.window_steps, self.n_steps[video])
         features = self._read(video, start, stop)
+        if self.augment is not None:
+            features = self.augment(features)
         targets = step_targets(sample, self.spec, self.n_steps[video]).slice(start, stop)
         return WindowItem(features, targets, video)
 

@@ -49,6 +49,9 @@ class DataConfig:
     # process; ~2.2 MB per 100 steps at the default sizes). Reading and decompressing a
     # batch's windows cost nearly as much as the training step itself on a 2-core CPU.
     in_memory: bool = False
+    # Random per-window flips, colour, translation and audio gain on the training windows
+    # (avdf.data.augment); validation never sees them.
+    augment: bool = True
     # Score the dev videos as `avdf detect` does each validation epoch (val/ap50_ar100,
     # val/video_auc); needs their cache files.
     detect_validation: bool = True

@@ -228,6 +228,7 @@ def _data_and_module(
         fake_window_fraction=d.fake_window_fraction,
         val_hop_steps=d.val_hop_steps,
         in_memory=d.in_memory,
+        augment=d.augment,
         train_samples=train_samples,
         val_samples=val_samples,
     )

@@ -1,12 +1,12 @@
-"""What the localization head costs at detection time, measured in one run.
+"""What the model's parts cost at detection time, measured in one run.
 
 A real talking-face clip goes through the real pipeline once (features kept in memory, tiled
-to ``--minutes`` of video); then, for each head, an MMMS-BA of the default size scores those
+to ``--minutes`` of video); then each MMMS-BA configuration below (default sizes) scores those
 features exactly as ``avdf detect`` does after preprocessing (windows, model, stitching,
 decoding). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
-default head gives the denominator: the head's extra cost as a share of detect time.
+default model gives the denominator: each part's extra cost as a share of detect time.
 
-    python benchmarks/heads.py [--minutes 1] [--repeats 3] [--threads 1]
+    python benchmarks/model_parts.py [--minutes 1] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from avdf.inference.detector import Detector
 from avdf.models import create_model
+from avdf.models.mmms_ba import PAPER_FORM
 from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
@@ -36,6 +37,18 @@ def tiled(features: VideoFeatures, n_steps: int) -> list[VideoFeatures]:
         chunks.append(part)
         first += part.n_steps
     return chunks
+
+
+# Each configuration adds one part to the one before; the last is the default model.
+FIRST = {"face_block": "face_cnn", **PAPER_FORM}
+CONFIGS = {
+    "single-scale head, per-frame face": {**FIRST, "head": "single_scale"},
+    "+ pyramid head": FIRST,
+    "+ face time taps (face_3d)": {**FIRST, "face_block": "face_3d"},
+    "+ temporal contrast": {**PAPER_FORM, "temporal_contrast": True},
+    "+ sync stream": {**PAPER_FORM, "temporal_contrast": True, "sync_dim": 32},
+    "+ scaled, banded attention (default)": {},
+}
 
 
 def best_time(fn, repeats: int) -> float:
@@ -58,39 +71,43 @@ def main() -> None:
     spec = MediaSpec()
     torch.manual_seed(0)
     detectors = {
-        head: Detector(create_model("mmms_ba", spec=spec, head=head), spec, num_threads=None)
-        for head in ("single_scale", "pyramid")
+        name: Detector(create_model("mmms_ba", spec=spec, **kwargs), spec, num_threads=None)
+        for name, kwargs in CONFIGS.items()
     }
+    default = detectors[list(CONFIGS)[-1]]
     with native_stderr_silenced():
-        _, steps = detectors["pyramid"].detect_with_steps(args.clip)  # warm-up: models load
-        detect_seconds = best_time(lambda: detectors["pyramid"].detect(args.clip), args.repeats)
-        features = VideoFeatures.concat(list(detectors["pyramid"]._feature_chunks(args.clip, None)))
+        _, steps = default.detect_with_steps(args.clip)  # warm-up: models load
+        detect_seconds = best_time(lambda: default.detect(args.clip), args.repeats)
+        features = VideoFeatures.concat(list(default._feature_chunks(args.clip, None)))
     clip_seconds = steps.duration
     n_steps = int(args.minutes * 60 * spec.steps_per_second)
     video_seconds = n_steps * spec.step_seconds
     print(f"clip {Path(args.clip).name}: {clip_seconds:.1f} s; scoring {video_seconds:.0f} s")
-    print("| head | params | model + stitching + decoding, s per video-minute |")
-    print("|---|---|---|")
-    # Heads alternate within each repeat, so machine load drifts hit both alike.
-    best = {head: float("inf") for head in detectors}
+    detect_per_minute = detect_seconds / clip_seconds * 60
+    print(
+        f"whole avdf detect of the clip (default model, best of {args.repeats}): "
+        f"{detect_per_minute:.2f} s per video-minute (RTF {detect_seconds / clip_seconds:.3f})\n"
+    )
+    print(
+        "| model | params | model + stitching + decoding, s per video-minute | added, % of detect |"
+    )
+    print("|---|---|---|---|")
+    # Configurations alternate within each repeat, so machine load drifts hit all alike.
+    best = {name: float("inf") for name in detectors}
     for _ in range(args.repeats):
-        for head, detector in detectors.items():
+        for name, detector in detectors.items():
             start = time.perf_counter()
             detector.detect_features(tiled(features, n_steps), video_seconds, "x")
-            best[head] = min(best[head], time.perf_counter() - start)
-    per_minute = {}
-    for head, detector in detectors.items():
+            best[name] = min(best[name], time.perf_counter() - start)
+    previous = None
+    for name, detector in detectors.items():
         params = sum(p.numel() for p in detector.model.parameters())
-        per_minute[head] = best[head] / video_seconds * 60
-        print(f"| {head} | {params:,} | {per_minute[head]:.3f} |")
-    detect_per_minute = detect_seconds / clip_seconds * 60
-    extra = per_minute["pyramid"] - per_minute["single_scale"]
-    print(
-        f"\nwhole avdf detect of the clip (pyramid head, best of {args.repeats}): "
-        f"{detect_per_minute:.2f} s per video-minute (RTF {detect_seconds / clip_seconds:.3f}); "
-        f"the pyramid head's extra cost is {extra:.3f} s per video-minute = "
-        f"{100 * extra / detect_per_minute:.1f}% of detect time"
-    )
+        per_minute = best[name] / video_seconds * 60
+        added = (
+            "" if previous is None else f"{100 * (per_minute - previous) / detect_per_minute:+.1f}"
+        )
+        print(f"| {name} | {params:,} | {per_minute:.3f} | {added} |")
+        previous = per_minute
 
 
 if __name__ == "__main__":
