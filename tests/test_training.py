@@ -223,19 +223,21 @@ def test_labels_of_a_hidden_modality_are_left_out() -> None:
 
 
 def test_sync_contrastive_loss_by_hand() -> None:
-    """One genuine step (row 0, step 0). Its negatives: the other modality at step 3 of its
-    own window and at every valid step of row 1. Steps 1-2 are too near to count, and
-    row 1's steps 2-3 are invalid (zero embeddings), so they are no keys either."""
+    """One genuine step (row 0, step 0). Its negatives: the other modality at steps 3 and 4
+    of its own window. Steps 1-2 are too near to count, step 5 is invalid (zero), and
+    row 1 (another video) is never a negative."""
     e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    audio = torch.stack([torch.stack([e0, e0, e0, e1]), torch.stack([e1, e1, e0 * 0, e0 * 0])])
+    audio = torch.stack(
+        [torch.stack([e0, e0, e0, e1, e1, e0 * 0]), torch.stack([e0, e0, e0, e0, e0, e0])]
+    )
     lips = audio.clone()
-    positive = torch.zeros(2, 4, dtype=torch.bool)
+    positive = torch.zeros(2, 6, dtype=torch.bool)
     positive[0, 0] = True
-    # Each direction: logit 1/0.5 for the positive, 0 for the three orthogonal keys.
-    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + 3.0))
+    # Each direction: logit 1/0.5 for the positive, 0 for the two orthogonal keys.
+    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + 2.0))
     got = sync_contrastive_loss(audio, lips, positive, temperature=0.5)
     assert math.isclose(float(got), expected, rel_tol=1e-5)
-    assert float(sync_contrastive_loss(audio, lips, positive & False, 0.1)) == 0.0
+    assert float(sync_contrastive_loss(audio, lips, positive & False, 0.5)) == 0.0
 
 
 def test_warmup_cosine_schedule() -> None:

@@ -4,7 +4,8 @@ Audio and mouth block outputs are projected, with five steps of temporal context
 shared embedding space. On steps known to be genuine, the loss
 (:func:`avdf.training.losses.sync_contrastive_loss`) pulls each step's audio towards the
 mouth of the same step and away from the mouth at other times of the same window (shifted
-audio) and of other videos in the batch (swapped audio). The model then reads a *sync
+audio; other videos are no negatives: they teach voice-to-face identity, not timing). The
+model then reads a *sync
 profile* per step — cosine similarities of the audio against the mouth at a few offsets —
 so a stretch whose mouth and audio stopped matching (re-timed lips, a replaced word, a
 shifted track) stands out against the genuine rest of the video. Measured caution (issue
