@@ -197,3 +197,19 @@ def test_features_to_inputs_pads_the_stream() -> None:
     assert got.shape == (2, 8, 4) and got.dtype == torch.float32
     assert got[0, :5].eq(0.5).all() and not got[0, 5:].any() and not got[1, 3:].any()
     assert "experts" not in features_to_inputs([window], experts=[])
+
+
+def test_detector_computes_the_stream_for_a_model_that_reads_it(tmp_path, tracker) -> None:
+    from avdf.inference.detector import Detector
+    from avdf.models import create_model
+
+    video = fx.reencode(tmp_path / "v.mp4", seconds=2.0)
+    model = create_model("mmms_ba", spec=SPEC, experts=["speaker"], block_dim=16, gru_hidden=16)
+    detector = Detector(model, SPEC, window_steps=32, chunk_steps=20)
+    detector._tracker = tracker  # reuse the module's tracker (its models are loaded)
+    assert detector.detect_steps(video).n_steps == 50
+    # Cached features without the stream: one line naming the source.
+    cache = tmp_path / "v.npz"
+    cache_video(video, cache, SPEC, tracker=tracker, chunk_steps=20)
+    with pytest.raises(InputError, match=r"v\.npz: .*speaker"):
+        detector.steps_from_features([CacheReader(cache).read()], source=cache)
