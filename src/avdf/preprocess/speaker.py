@@ -7,7 +7,13 @@ weights (1.42 M float32, no optimizer state) in ``assets/speaker_ge2e.npz`` (see
 llvmlite and scikit-learn (about 500 MB) and builds webrtcvad from source, all for a mel
 and a VAD; the encoder is LSTM(40, 256, 3 layers) -> Linear(256, 256) -> ReLU -> L2 norm on
 160 frames of a 40-band power mel (Slaney scale and area norm, 25 ms Hann window, 10 ms hop,
-frames centred on their hop, 16 kHz), which is written here in torch.
+frames centred on their hop, 16 kHz), which is written here in torch. Checked against resemblyzer 0.1.4 with librosa 0.11 in a
+throwaway venv: mel and partial embeddings agree to 2e-7; this module's median voice of a
+whole utterance has cosine 0.98-0.99 with resemblyzer's ``embed_utterance`` of it, and
+0.47-0.58 with other speakers'.
+
+Cost (benchmarks/experts.py, one thread, busy 2-core machine, 167 s of 18 clips): 18.6 ms
+per video-second (2.4 audio decode, 16.2 GE2E), 12.7% of the whole preprocessing.
 
 Two passes, both streaming:
 
