@@ -414,3 +414,60 @@ def test_sync_profile_is_zero_where_a_modality_is_missing() -> None:
         out = model(**inputs)
     assert bool((out.sync_lips[0, 5:] == 0).all()) and bool((out.sync_audio[0, 5:] != 0).any())
     torch.testing.assert_close(out.sync_lips[0, :5].norm(dim=-1), torch.ones(5))
+
+
+# --- expert streams ----------------------------------------------------------------------
+def with_speaker(inputs: dict[str, torch.Tensor], seed: int = 9) -> dict:
+    b, t = inputs["step_mask"].shape
+    g = torch.Generator().manual_seed(seed)
+    return {**inputs, "experts": {"speaker": torch.rand(b, t, 4, generator=g)}}
+
+
+def test_speaker_stream_reaches_the_model_and_padding_never_changes_real_steps() -> None:
+    model = build("mmms_ba", experts=["speaker"]).eval()
+    assert model.model_kwargs["experts"] == ["speaker"]
+    short = with_speaker(make_inputs(2, 20, seed=1))
+    short["step_mask"][1, 13:] = False
+    short["presence"][1, 13:] = False
+    padded = with_speaker(make_inputs(2, 32, seed=2), seed=10)  # garbage in the padding
+    for key in ("audio", "face", "lips", "presence"):
+        padded[key][:, :20] = short[key]
+    padded["experts"]["speaker"][:, :20] = short["experts"]["speaker"]
+    padded["step_mask"][:, 20:] = False
+    padded["step_mask"][1, 13:] = False
+    with torch.no_grad():
+        a, b = as_tensors(model(**short)), as_tensors(model(**padded))
+        other = with_speaker(make_inputs(2, 20, seed=1), seed=11)
+        other["step_mask"], other["presence"] = short["step_mask"], short["presence"]
+        changed = model(**other).fake_logits
+    torch.testing.assert_close(a["fake_logits"][0], b["fake_logits"][0, :20])
+    torch.testing.assert_close(a["fake_logits"][1, :13], b["fake_logits"][1, :13])
+    torch.testing.assert_close(a["video_logit"], b["video_logit"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(changed[0], a["fake_logits"][0])  # the stream is read
+    with pytest.raises(ValueError, match="speaker"):
+        model(**make_inputs(1, 8))
+
+
+def test_speaker_stream_is_not_read_where_the_audio_is_absent() -> None:
+    model = build("mmms_ba", experts=["speaker"]).eval()
+    inputs = with_speaker(make_inputs(1, 12))
+    inputs["presence"][0, 3:7, 0] = False
+    noisy = {**inputs, "experts": {"speaker": inputs["experts"]["speaker"].clone()}}
+    noisy["experts"]["speaker"][0, 3:7] = 1e3
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).fake_logits, model(**noisy).fake_logits)
+
+
+def test_checkpoints_record_experts_and_older_ones_load_without(tmp_path) -> None:
+    model = build("mmms_ba", experts=["speaker"]).eval()
+    loaded, _, info = load_checkpoint(save_checkpoint(tmp_path / "s.pt", model, SPEC))
+    assert loaded.experts == ("speaker",) and info["model_kwargs"]["experts"] == ["speaker"]
+    inputs = with_speaker(make_inputs(1, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).fake_logits, loaded(**inputs).fake_logits)
+    plain = build("mmms_ba").eval()
+    path = save_checkpoint(tmp_path / "old.pt", plain, SPEC)
+    raw = torch.load(path, weights_only=True)
+    del raw["model_kwargs"]["experts"]
+    torch.save(raw, path)
+    assert load_checkpoint(path)[0].experts == ()

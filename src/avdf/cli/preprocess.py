@@ -21,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from avdf.experts import EXPERTS
+
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"}
 )
@@ -67,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=250,
         help="steps decoded and written at a time (bounds memory)",
+    )
+    parser.add_argument(
+        "--experts",
+        nargs="+",
+        default=[],
+        choices=sorted(EXPERTS),
+        help="expert streams to store too (added to up-to-date caches that lack them)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
 
@@ -134,7 +143,14 @@ def parse_shard(shard: str | None, environ: dict[str, str] | None = None) -> tup
 _worker_tracker: object | None = None
 
 
-def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -> Outcome:
+def _process(
+    job: Job,
+    out: str,
+    max_side: int,
+    chunk_steps: int,
+    force: bool,
+    experts: tuple[str, ...] = (),
+) -> Outcome:
     """Preprocess one video (runs in a worker process; reuses its face tracker)."""
     global _worker_tracker
     from avdf.errors import one_line
@@ -157,6 +173,7 @@ def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -
                 chunk_steps=chunk_steps,
                 force=force,
                 extra_meta={"video_id": job.video_id},
+                experts=experts,
             )
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
         return Outcome(job, "failed", one_line(job.path, e))
@@ -167,7 +184,7 @@ def _process(job: Job, out: str, max_side: int, chunk_steps: int, force: bool) -
 
 
 def _run_all(jobs: list[Job], args: argparse.Namespace) -> Iterator[Outcome]:
-    task = (str(args.out), args.max_side, args.chunk_steps, args.force)
+    task = (str(args.out), args.max_side, args.chunk_steps, args.force, tuple(args.experts))
     if args.workers <= 1:
         for job in jobs:
             yield _process(job, *task)

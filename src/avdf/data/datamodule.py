@@ -50,6 +50,7 @@ class AVDFDataModule(L.LightningDataModule):
         val_hop_steps: int | None = None,
         in_memory: bool = False,
         augment: bool = False,
+        experts: Sequence[str] = (),
         train_samples: Sequence[Sample] | None = None,
         val_samples: Sequence[Sample] | None = None,
     ) -> None:
@@ -67,6 +68,7 @@ class AVDFDataModule(L.LightningDataModule):
         self.val_hop_steps = val_hop_steps
         self.in_memory = in_memory
         self.augment = augment
+        self.experts = tuple(experts)  # expert streams the model needs from the cache
         self._train_samples = None if train_samples is None else list(train_samples)
         self._val_samples = None if val_samples is None else list(val_samples)
         self.train_set: WindowDataset | None = None
@@ -90,6 +92,7 @@ class AVDFDataModule(L.LightningDataModule):
                 fake_window_fraction=self.fake_window_fraction,
                 in_memory=self.in_memory,
                 augment=Augmentation() if self.augment else None,
+                experts=self.experts,
             )
         if self.val_set is None and stage in (None, "fit", "validate"):
             samples = self._val_samples
@@ -104,6 +107,7 @@ class AVDFDataModule(L.LightningDataModule):
                     train=False,
                     hop_steps=self.val_hop_steps,
                     in_memory=self.in_memory,
+                    experts=self.experts,
                 )
 
     def _loader(self, dataset: WindowDataset, shuffle: bool) -> DataLoader:

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from avdf.data.batch import features_to_inputs
 from avdf.data.targets import StepTargets, effective_fake_segments, step_targets
 from avdf.errors import InputError
-from avdf.preprocess.cache import CacheReader, cache_path_for, is_complete
+from avdf.preprocess.cache import CacheReader, cache_path_for, is_complete, require_experts
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
 from avdf.types import Sample
@@ -55,6 +55,8 @@ class WindowDataset(Dataset):
     ``in_memory=True`` reads each video whole on its first access and serves later windows
     from RAM (one copy per loader process), instead of decompressing every window again.
     ``augment`` (training only) transforms each window's inputs (:mod:`avdf.data.augment`).
+    ``experts``: expert streams (:mod:`avdf.experts`) the model needs; a cache without them
+    is an :class:`InputError` naming the file (never zeros in their place).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class WindowDataset(Dataset):
         hop_steps: int | None = None,
         in_memory: bool = False,
         augment: Callable[[VideoFeatures], VideoFeatures] | None = None,
+        experts: Sequence[str] = (),
     ) -> None:
         if window_steps < 1 or windows_per_video < 1:
             raise ValueError("window_steps and windows_per_video must be positive")
@@ -81,6 +84,7 @@ class WindowDataset(Dataset):
         self.hop_steps = hop_steps or window_steps
         self.in_memory = in_memory
         self.augment = augment if train else None
+        self.experts = tuple(experts)
         self._memory: dict[int, VideoFeatures] = {}  # video index -> whole video
 
         labelled = [s for s in samples if s.label is not None]
@@ -116,6 +120,7 @@ class WindowDataset(Dataset):
                 f"cached with {reader.spec}, the config asks for {self.spec}; "
                 "rerun avdf preprocess --force with the config's media settings",
             )
+        require_experts(path, reader.meta, self.experts)
         return int(reader.n_steps)
 
     @property

@@ -79,6 +79,11 @@ def _cache_file(detector: Detector, cache_dir: Path | None, sample: Sample) -> P
 
     if meta.get("tracking") != default_tracker(detector.spec).settings:
         return None
+    # A cache without the model's expert streams is not used: the video is run instead.
+    from avdf.preprocess.cache import missing_experts
+
+    if missing_experts(meta, detector.experts):
+        return None
     return path
 
 

@@ -21,7 +21,7 @@ spikes. See :func:`aggregate_video_score`.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,8 @@ class Detector:
         self.chunk_steps = chunk_steps
         self.max_side = max_side
         self._tracker: Any = None  # built on first use, reused across videos
+        # Expert streams the model reads (avdf.experts); computed with the features.
+        self.experts: tuple[str, ...] = tuple(getattr(model, "experts", ()))
         if num_threads is not None:
             torch.set_num_threads(num_threads)
 
@@ -173,6 +175,7 @@ class Detector:
             tracker=self._tracker,
             max_side=self.max_side,
             stats=stats,
+            experts=self.experts,
         )
 
     @property
@@ -181,7 +184,7 @@ class Detector:
 
     def _run_batch(self, windows: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
         """Model outputs for a batch: per-step channels (B, T, 5 + 3L) and video prob (B,)."""
-        inputs = features_to_inputs(windows, self.window_steps)
+        inputs = features_to_inputs(windows, self.window_steps, self.experts)
         with torch.inference_mode():
             out = self.model(**inputs)
             level_logits, level_boundaries = out.level_steps()  # (B, T, L), (B, T, L, 2)
@@ -244,7 +247,7 @@ class Detector:
     def _stitch(self, chunks: Iterable[VideoFeatures], source: str | Path) -> StepOutputs:
         """The shared core: chunks -> windows -> model -> stitched steps. ``duration`` is
         the steps' span (callers replace it with the container's) and ``notes`` empty."""
-        chunks = _check_spec(chunks, self.spec, source)
+        chunks = _check_spec(chunks, self.spec, source, self.experts)
         n_channels = _STEP_CHANNELS + 3 * self.n_levels
         stitcher = OverlapStitcher(self.window_steps, n_channels, self.weighting)
         finished: list[np.ndarray] = []  # (n, channels) blocks of final steps
@@ -355,12 +358,23 @@ class Detector:
 
 
 def _check_spec(
-    chunks: Iterable[VideoFeatures], spec: MediaSpec, source: str | Path
+    chunks: Iterable[VideoFeatures],
+    spec: MediaSpec,
+    source: str | Path,
+    experts: Sequence[str] = (),
 ) -> Iterator[VideoFeatures]:
-    """Pass chunks through, refusing features made with another MediaSpec than the model's."""
+    """Pass chunks through, refusing features made with another MediaSpec than the model's
+    or without the expert streams it reads."""
     for chunk in chunks:
         if chunk.spec != spec:
             raise InputError(
                 source, f"features were made with {chunk.spec}, the model expects {spec}"
+            )
+        lacking = [name for name in experts if name not in chunk.experts]
+        if lacking:
+            raise InputError(
+                source,
+                f"features lack the expert stream(s) the model needs ({', '.join(lacking)}): "
+                f"rerun avdf preprocess with --experts {' '.join(lacking)}",
             )
         yield chunk

@@ -4,6 +4,7 @@ model; the registered variants at the end of the file only set kwargs.
 Pipeline per window (B, T steps):
     feature blocks (per modality) -> (B, T, block_dim)
     [optional] temporal contrast: each step's features minus the window's mean, appended
+    [optional] expert streams (avdf.experts, e.g. speaker consistency) appended to the audio
     contextual encoder: packed bidirectional GRU -> dense + tanh -> A, V, L (B, T, d)
     fusion (mmms_ba | mmus_sa | ms_sa | none) [+ lip–audio sync profile, avdf.models.sync]
         -> dense + ReLU -> (B, T, fusion_dim)
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from avdf.experts import expert_streams
 from avdf.models.attention import FUSIONS
 from avdf.models.base import ModelOutput
 from avdf.models.blocks import create_block
@@ -94,6 +96,9 @@ class MMMSBA(nn.Module):
             limited to keys within ``attention_band`` steps (None: the whole window).
         head: localization head in :mod:`avdf.models.heads` ("pyramid" or the paper's
             "single_scale"); head_kwargs: its arguments.
+        experts: expert streams (names in :mod:`avdf.experts`) whose per-step channels are
+            appended to the audio encoder's input, zero where the audio is absent (their
+            presence mask is the audio's); ``forward`` then needs ``experts={name: (B, T, C)}``.
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class MMMSBA(nn.Module):
         attention_band: int | None = 8,
         head: str = "pyramid",
         head_kwargs: Mapping[str, Any] | None = None,
+        experts: Sequence[str] = (),
     ) -> None:
         super().__init__()
         unknown = [m for m in modalities if m not in MODALITIES]
@@ -149,10 +155,18 @@ class MMMSBA(nn.Module):
             }
         )
         self.temporal_contrast = temporal_contrast
+        streams = expert_streams(experts)
+        if any(s.modality not in self.modalities for s in streams):
+            raise ValueError(f"experts {list(experts)} describe a modality the model lacks")
+        self.experts = tuple(s.name for s in streams)
+        self._expert_channels = {s.name: s.n_channels for s in streams}
         encoder_in = 2 * block_dim if temporal_contrast else block_dim
+        extra = {m: sum(s.n_channels for s in streams if s.modality == m) for m in self.modalities}
         self.encoders = nn.ModuleDict(
             {
-                m: ContextEncoder(encoder_in, gru_hidden, context_dim, gru_dropout, context_dropout)
+                m: ContextEncoder(
+                    encoder_in + extra[m], gru_hidden, context_dim, gru_dropout, context_dropout
+                )
                 for m in self.modalities
             }
         )
@@ -195,6 +209,7 @@ class MMMSBA(nn.Module):
                 "attention_band": attention_band,
                 "head": head,
                 "head_kwargs": dict(head_kwargs or {}),
+                "experts": list(self.experts),
             }
         )
         self.model_name = fusion  # create_model overwrites with the registered name
@@ -246,11 +261,13 @@ class MMMSBA(nn.Module):
         lips: torch.Tensor | None = None,
         step_mask: torch.Tensor | None = None,
         presence: torch.Tensor | None = None,
+        experts: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """Inputs as in :mod:`avdf.models.base`; returns :class:`ModelOutput`.
 
         ``step_mask`` may be omitted (all steps real); ``presence`` may be omitted (every
-        modality of the model present at every real step).
+        modality of the model present at every real step). ``experts``: name -> (B, T, C)
+        expert streams; those the model was not built with are ignored.
         """
         inputs = {"audio": audio, "face": face, "lips": lips}
         for m in self.modalities:
@@ -259,6 +276,7 @@ class MMMSBA(nn.Module):
         self._check_shapes(inputs)
         reference = inputs[self.modalities[0]]
         b, t = reference.shape[:2]
+        streams = self._expert_inputs(experts, b, t)
         if step_mask is None:
             step_mask = torch.ones(b, t, dtype=torch.bool, device=reference.device)
         step_mask = step_mask.bool()
@@ -278,7 +296,9 @@ class MMMSBA(nn.Module):
         masks = dict(zip(self.modalities, valid, strict=True))
         blocks = {m: self.blocks[m](inputs[m], masks[m]) for m in self.modalities}
         features = [
-            self.encoders[m](self._encoder_input(blocks[m], masks[m]), masks[m], lengths)
+            self.encoders[m](
+                self._encoder_input(blocks[m], masks[m], streams.get(m)), masks[m], lengths
+            )
             for m in self.modalities
         ]  # M x (B, T, d)
         fusion = self.fusion(features, valid)
@@ -307,14 +327,41 @@ class MMMSBA(nn.Module):
             sync_lips=sync_lips,
         )
 
-    def _encoder_input(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _expert_inputs(
+        self, experts: Mapping[str, torch.Tensor] | None, b: int, t: int
+    ) -> dict[str, torch.Tensor]:
+        """The model's expert streams, checked, concatenated per modality -> (B, T, C)."""
+        if not self.experts:
+            return {}
+        experts = experts or {}
+        lacking = [name for name in self.experts if name not in experts]
+        if lacking:
+            raise ValueError(
+                f"model {self.model_name!r} needs the expert stream(s) {lacking} "
+                "(features made without them: preprocess with --experts)"
+            )
+        for name in self.experts:
+            want = (b, t, self._expert_channels[name])
+            if tuple(experts[name].shape) != want:
+                raise ValueError(
+                    f"expert {name!r} has shape {tuple(experts[name].shape)}, not {want}"
+                )
+        # Every expert so far describes the audio (checked in __init__).
+        return {"audio": torch.cat([experts[name].float() for name in self.experts], dim=-1)}
+
+    def _encoder_input(
+        self, x: torch.Tensor, valid: torch.Tensor, stream: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Block features (B, T, D) -> the encoder's input: with temporal contrast,
-        ``[x ; x - mean of x over the window's valid steps]`` (zero at invalid steps)."""
-        if not self.temporal_contrast:
-            return x
+        ``[x ; x - mean of x over the window's valid steps]``, then the modality's expert
+        stream (B, T, C) if any (all zero at invalid steps)."""
         w = valid.unsqueeze(-1).to(x.dtype)
-        mean = (x * w).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True).clamp_min(1)
-        return torch.cat([x, (x - mean) * w], dim=-1)
+        if self.temporal_contrast:
+            mean = (x * w).sum(dim=1, keepdim=True) / w.sum(dim=1, keepdim=True).clamp_min(1)
+            x = torch.cat([x, (x - mean) * w], dim=-1)
+        if stream is not None:
+            x = torch.cat([x, stream.to(x.dtype) * w], dim=-1)
+        return x
 
 
 def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -332,6 +379,7 @@ def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # The paper's form of the options added since (checkpoints written before them lack the
 # keys, and load with these values: avdf.models.checkpoint).
 PAPER_FORM: dict[str, Any] = {
+    "experts": (),
     "temporal_contrast": False,
     "sync_dim": 0,
     "attention_scale": False,

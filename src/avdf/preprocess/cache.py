@@ -9,6 +9,13 @@ members, and the writer only makes files complete by ``os.replace`` from a tempo
 (:func:`avdf.atomic.temporary_sibling`), so a killed run never leaves a file that reads as
 complete; the next write of the same file removes what a killed run left.
 
+Expert streams (:mod:`avdf.experts`) are members ``c00000/experts/<name>.npy`` beside the
+chunk's arrays, and ``meta.json`` lists them with their versions (``{"experts": {"speaker":
+"ge2e-resemblyzer-0.1.4/v1"}}``). A cache without them still reads (for models that do not
+use them); :func:`require_experts` turns a missing or outdated stream into one line naming
+the file, and :func:`add_expert_streams` adds streams to an existing cache without
+redoing the face tracking.
+
 Compression: crops and landmarks are stored with zlib level 1 (measured on the shared clips:
 see benchmarks/preprocess.py; face/mouth crops shrink to about half, reading stays fast);
 ``mel`` and the masks are small and stored as is.
@@ -25,7 +32,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import warnings
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,8 @@ import numpy as np
 
 from avdf import __version__
 from avdf.atomic import remove_stale_temporaries, temporary_sibling
+from avdf.errors import InputError
+from avdf.experts import EXPERTS
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
 
@@ -41,6 +53,10 @@ ARRAYS = ("face", "mouth", "mel", "face_mask", "audio_mask", "landmarks")
 _COMPRESSED = {"face", "mouth", "landmarks"}
 _FINGERPRINT_BLOCK = 1 << 20  # bytes
 SUFFIX = ".npz"
+
+
+def _expert_member(chunk: int, name: str) -> str:
+    return f"c{chunk:05d}/experts/{name}.npy"
 
 
 def source_fingerprint(path: str | Path) -> str:
@@ -100,6 +116,7 @@ class CacheWriter:
         self._n_steps = 0
         self._face_steps = 0
         self._audio_steps = 0
+        self._experts: list[str] | None = None  # names, fixed by the first chunk
 
     def __enter__(self) -> CacheWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,10 +138,21 @@ class CacheWriter:
             )
         if features.n_steps == 0:
             return
+        if self._experts is None:
+            self._experts = sorted(features.experts)
+        elif sorted(features.experts) != self._experts:
+            raise ValueError("all chunks of one cache must carry the same expert streams")
         prefix = f"c{len(self._chunks):05d}"
         for name in ARRAYS:
             _write_array(
                 self._archive, f"{prefix}/{name}.npy", getattr(features, name), name in _COMPRESSED
+            )
+        for name in self._experts:
+            _write_array(
+                self._archive,
+                _expert_member(len(self._chunks), name),
+                features.experts[name],
+                False,
             )
         self._chunks.append([features.first_step, features.n_steps])
         self._n_steps += features.n_steps
@@ -145,6 +173,8 @@ class CacheWriter:
             audio_rate=self._audio_steps / self._n_steps if self._n_steps else 0.0,
             complete=True,
         )
+        if self._experts:
+            meta["experts"] = {name: EXPERTS[name].version for name in self._experts}
         return meta
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -175,8 +205,72 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
         return None
     if not meta.get("complete") or meta.get("format_version") != FORMAT_VERSION:
         return None
-    wanted = {f"c{i:05d}/{a}.npy" for i in range(len(meta.get("chunks", []))) for a in ARRAYS}
+    n_chunks = len(meta.get("chunks", []))
+    wanted = {f"c{i:05d}/{a}.npy" for i in range(n_chunks) for a in ARRAYS}
+    wanted |= {_expert_member(i, e) for i in range(n_chunks) for e in meta.get("experts", {})}
     return meta if wanted <= names else None
+
+
+def missing_experts(meta: dict[str, Any], experts: Iterable[str]) -> list[str]:
+    """Which of ``experts`` a cache's ``meta`` lacks or holds in another version."""
+    held = meta.get("experts") or {}
+    return [name for name in experts if held.get(name) != EXPERTS[name].version]
+
+
+def require_experts(path: str | Path, meta: dict[str, Any], experts: Iterable[str]) -> None:
+    """:class:`InputError` (one line naming ``path``) unless the cache holds ``experts``
+    in their current versions."""
+    missing = missing_experts(meta, experts)
+    if missing:
+        held = meta.get("experts") or {}
+        found = ", ".join(f"{k} {v}" for k, v in held.items()) or "none"
+        wanted = ", ".join(f"{name} {EXPERTS[name].version}" for name in missing)
+        raise InputError(
+            path,
+            f"cache lacks the expert stream(s) the model needs ({wanted}; it holds {found}): "
+            f"rerun avdf preprocess with --experts {' '.join(missing)}",
+        )
+
+
+def add_expert_streams(
+    path: str | Path, streams: dict[str, Callable[[int, np.ndarray], np.ndarray]]
+) -> None:
+    """Add expert streams to a complete cache, keeping everything else.
+
+    ``streams[name](first_step, audio_mask)`` gives that expert's ``(n, channels)`` values
+    for a chunk of ``n`` steps, given the chunk's ``(n,)`` audio mask. The file is copied,
+    the new members and a new ``meta.json`` are appended to the copy (a zip keeps the last
+    of two members of one name), and the copy replaces the file: a killed run leaves the
+    old cache as it was.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if meta is None:
+        raise ValueError(f"{path}: not a complete avdf cache file")
+    tmp = temporary_sibling(path)
+    try:
+        shutil.copyfile(path, tmp)
+        with zipfile.ZipFile(tmp, "a", allowZip64=True) as archive:
+            for index, (first, n) in enumerate(meta["chunks"]):
+                with archive.open(f"c{index:05d}/audio_mask.npy") as f:
+                    audio_mask = np.lib.format.read_array(f, allow_pickle=False)
+                for name, values in streams.items():
+                    array = np.asarray(values(first, audio_mask), np.float16)
+                    if array.shape != (n, EXPERTS[name].n_channels):
+                        raise ValueError(f"expert {name!r} gave {array.shape} for {n} steps")
+                    if _expert_member(index, name) not in archive.NameToInfo:
+                        _write_array(archive, _expert_member(index, name), array, False)
+            held = dict(meta.get("experts") or {})
+            held.update({name: EXPERTS[name].version for name in streams})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Duplicate name: 'meta.json'"
+                archive.writestr("meta.json", json.dumps({**meta, "experts": held}, indent=1))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def is_complete(
@@ -205,6 +299,8 @@ class CacheReader:
         self.n_steps: int = int(meta["n_steps"])
         self.duration: float = float(meta["duration"])
         self._starts = np.array([c[0] for c in meta["chunks"]] + [self.n_steps], np.int64)
+        # Expert streams held, by name -> version (read() returns every one of them).
+        self.experts: dict[str, str] = dict(meta.get("experts") or {})
         self._archive: zipfile.ZipFile | None = None
 
     def _zip(self) -> zipfile.ZipFile:
@@ -229,8 +325,8 @@ class CacheReader:
         state["_archive"] = None
         return state
 
-    def _chunk(self, index: int, name: str) -> np.ndarray:
-        with self._zip().open(f"c{index:05d}/{name}.npy") as f:
+    def _chunk(self, index: int, member: str) -> np.ndarray:
+        with self._zip().open(f"c{index:05d}/{member}") as f:
             return np.lib.format.read_array(f, allow_pickle=False)
 
     def read(self, start: int = 0, stop: int | None = None) -> VideoFeatures:
@@ -248,6 +344,7 @@ class CacheReader:
                 np.zeros(0, bool),
                 np.zeros(0, bool),
                 np.zeros((0, N_LANDMARKS, 2), np.float16),
+                {e: np.zeros((0, EXPERTS[e].n_channels), np.float16) for e in self.experts},
             )
         first = int(np.searchsorted(self._starts, start, side="right") - 1)
         last = int(np.searchsorted(self._starts, stop, side="left"))  # exclusive
@@ -255,6 +352,10 @@ class CacheReader:
         for c in range(first, last):
             lo = max(start, self._starts[c]) - self._starts[c]
             hi = min(stop, self._starts[c + 1]) - self._starts[c]
-            parts.append([self._chunk(c, name)[lo:hi] for name in ARRAYS])
-        arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(ARRAYS))]
-        return VideoFeatures(self.spec, start, *arrays)
+            members = [f"{name}.npy" for name in ARRAYS] + [
+                f"experts/{e}.npy" for e in self.experts
+            ]
+            parts.append([self._chunk(c, member)[lo:hi] for member in members])
+        arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        experts = dict(zip(self.experts, arrays[len(ARRAYS) :], strict=True))
+        return VideoFeatures(self.spec, start, *arrays[: len(ARRAYS)], experts)

@@ -9,7 +9,7 @@ does not grow with its length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class VideoFeatures:
     landmarks: (
         np.ndarray
     )  # (N, 468, 2) float16, face-mesh points in source-frame pixels (NaN if absent)
+    # Expert streams by name (avdf.experts): (N, channels) float16, zero where absent.
+    experts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.face_mask)
@@ -49,6 +51,12 @@ class VideoFeatures:
                     f"VideoFeatures.{name}: expected {shape} {np.dtype(dtype)}, "
                     f"got {value.shape} {value.dtype}"
                 )
+        for name, value in self.experts.items():
+            if value.ndim != 2 or len(value) != n or value.dtype != np.float16:
+                raise ValueError(
+                    f"VideoFeatures.experts[{name!r}]: expected ({n}, channels) float16, "
+                    f"got {value.shape} {value.dtype}"
+                )
 
     @property
     def n_steps(self) -> int:
@@ -65,6 +73,7 @@ class VideoFeatures:
             self.face_mask[start:stop],
             self.audio_mask[start:stop],
             self.landmarks[start:stop],
+            {name: value[start:stop] for name, value in self.experts.items()},
         )
 
     @staticmethod
@@ -74,6 +83,8 @@ class VideoFeatures:
         for a, b in zip(chunks, chunks[1:], strict=False):
             if b.first_step != a.first_step + a.n_steps or b.spec != a.spec:
                 raise ValueError("chunks are not consecutive steps of one video")
+            if set(a.experts) != set(b.experts):
+                raise ValueError("chunks carry different expert streams")
         return VideoFeatures(
             chunks[0].spec,
             chunks[0].first_step,
@@ -81,4 +92,5 @@ class VideoFeatures:
                 np.concatenate([getattr(c, k) for c in chunks])
                 for k in ("face", "mouth", "mel", "face_mask", "audio_mask", "landmarks")
             ),
+            {name: np.concatenate([c.experts[name] for c in chunks]) for name in chunks[0].experts},
         )

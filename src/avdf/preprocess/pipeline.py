@@ -19,14 +19,16 @@ discontinuities are joined by the decoder (see :mod:`avdf.io.decode`) and noted.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from avdf.experts import EXPERTS, ExpertStream, expert_streams
 from avdf.io.decode import MediaInfo, iter_audio, iter_video_frames, probe
 from avdf.preprocess.audio import StreamingLogMel
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
@@ -86,15 +88,55 @@ def iter_features(
     tracker: Tracker | None = None,
     max_side: int | None = 640,
     stats: ExtractionStats | None = None,
+    experts: Sequence[str] = (),
 ) -> Iterator[VideoFeatures]:
     """Yield consecutive chunks of at most ``chunk_steps`` steps covering the whole video.
 
     ``tracker`` is reused across videos when given (it is reset here). With
     ``spec.stride > 1`` the face is tracked on the first frame of each step.
-    Raises :class:`~avdf.errors.InputError` for unusable files.
+    ``experts`` (names in :mod:`avdf.experts`) are computed by a pass over the audio before
+    the first chunk (they need the whole video, e.g. its median voice) and attached to
+    every chunk. Raises :class:`~avdf.errors.InputError` for unusable files.
     """
     spec = spec or MediaSpec()
     stats = stats if stats is not None else ExtractionStats()
+    streams = {e.name: compute_expert(e, path, spec) for e in expert_streams(experts)}
+    for chunk in _iter_chunks(path, spec, chunk_steps, tracker, max_side, stats):
+        chunk.experts = {
+            name: expert_steps(stream, spec, chunk.first_step, chunk.audio_mask)
+            for name, stream in streams.items()
+        }
+        yield chunk
+
+
+def expert_steps(
+    stream: Any, spec: MediaSpec, first_step: int, audio_mask: np.ndarray
+) -> np.ndarray:
+    """(n, channels) float16 of an expert's result for steps ``first_step ..`` with the given
+    (n,) audio mask. Every expert so far describes the audio: zero where the audio is absent."""
+    values = stream.steps(spec, first_step, len(audio_mask))
+    return np.where(audio_mask[:, None], values, 0).astype(np.float16)
+
+
+def compute_expert(stream: ExpertStream, path: str | Path, spec: MediaSpec) -> Any:
+    """The whole-video result of one expert (an object whose ``steps(spec, first, n)`` gives
+    ``(n, channels)`` float32). Imported here: each expert loads its own model."""
+    if stream.name == "speaker":
+        from avdf.preprocess.speaker import speaker_consistency_of
+
+        return speaker_consistency_of(path, spec)
+    raise ValueError(f"no implementation for expert {stream.name!r}")
+
+
+def _iter_chunks(
+    path: str | Path,
+    spec: MediaSpec,
+    chunk_steps: int,
+    tracker: Tracker | None,
+    max_side: int | None,
+    stats: ExtractionStats,
+) -> Iterator[VideoFeatures]:
+    """:func:`iter_features` without the expert streams."""
     info = probe(path)
     stats.info = info
     stats.step_seconds = spec.step_seconds
@@ -239,16 +281,21 @@ def extract_features(
     tracker: Tracker | None = None,
     max_side: int | None = 640,
     stats: ExtractionStats | None = None,
+    experts: Sequence[str] = (),
 ) -> VideoFeatures:
     """All steps of a video as one :class:`VideoFeatures` (memory grows with length)."""
     spec = spec or MediaSpec()
-    chunks = list(iter_features(path, spec, tracker=tracker, max_side=max_side, stats=stats))
+    chunks = list(
+        iter_features(path, spec, tracker=tracker, max_side=max_side, stats=stats, experts=experts)
+    )
     if not chunks:
-        return empty_features(spec)
+        return empty_features(spec, experts=experts)
     return VideoFeatures.concat(chunks)
 
 
-def empty_features(spec: MediaSpec, first_step: int = 0) -> VideoFeatures:
+def empty_features(
+    spec: MediaSpec, first_step: int = 0, experts: Sequence[str] = ()
+) -> VideoFeatures:
     """A zero-step :class:`VideoFeatures` (a video shorter than one step)."""
     s = spec
     return VideoFeatures(
@@ -260,6 +307,7 @@ def empty_features(spec: MediaSpec, first_step: int = 0) -> VideoFeatures:
         face_mask=np.zeros(0, bool),
         audio_mask=np.zeros(0, bool),
         landmarks=np.zeros((0, N_LANDMARKS, 2), np.float16),
+        experts={e.name: np.zeros((0, e.n_channels), np.float16) for e in expert_streams(experts)},
     )
 
 
@@ -286,12 +334,25 @@ def cache_video(
     chunk_steps: int = 250,
     force: bool = False,
     extra_meta: dict[str, Any] | None = None,
+    experts: Sequence[str] = (),
 ) -> CacheResult:
     """Preprocess ``video`` into ``cache_file`` unless a complete cache made from the same
-    source (fingerprint) with the same ``spec`` exists. Streams: bounded memory."""
-    from avdf.preprocess.cache import CacheWriter, read_meta, source_fingerprint
+    source (fingerprint) with the same ``spec`` exists. Streams: bounded memory.
+
+    ``experts`` (names in :mod:`avdf.experts`) are stored with the features. A cache that is
+    up to date but lacks some of them (or holds another version) gets them added without
+    redoing the face tracking (streams it holds beyond ``experts`` are kept).
+    """
+    from avdf.preprocess.cache import (
+        CacheWriter,
+        add_expert_streams,
+        missing_experts,
+        read_meta,
+        source_fingerprint,
+    )
 
     spec = spec or MediaSpec()
+    wanted = [e.name for e in expert_streams(experts)]  # unknown names fail here
     cache_file = Path(cache_file)
     fingerprint = source_fingerprint(probe(video).path)
     tracker = tracker if tracker is not None else default_tracker(spec)  # loads no model yet
@@ -305,9 +366,19 @@ def cache_video(
         and meta.get("source_fingerprint") == fingerprint
         and meta.get("tracking") == tracking
     ):
+        missing = missing_experts(meta, wanted)
+        if missing:
+            results = {name: compute_expert(EXPERTS[name], video, spec) for name in missing}
+            add_expert_streams(
+                cache_file,
+                {
+                    name: functools.partial(expert_steps, result, spec)
+                    for name, result in results.items()
+                },
+            )
         return CacheResult(
             cache_file,
-            True,
+            not missing,
             int(meta["n_steps"]),
             float(meta["duration"]),
             float(meta["face_rate"]),
@@ -324,7 +395,9 @@ def cache_video(
     base.update(extra_meta or {})
     writer = CacheWriter(cache_file, base)
     with writer:
-        for chunk in iter_features(video, spec, chunk_steps, tracker, max_side, stats):
+        for chunk in iter_features(
+            video, spec, chunk_steps, tracker, max_side, stats, experts=experts
+        ):
             writer.append(chunk)
         # Known only once the video is done; meta.json is written when the writer closes.
         writer.meta["source"] = stats.info.to_dict() if stats.info else None

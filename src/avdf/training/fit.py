@@ -229,6 +229,7 @@ def _data_and_module(
         val_hop_steps=d.val_hop_steps,
         in_memory=d.in_memory,
         augment=d.augment,
+        experts=tuple(config.model.kwargs.get("experts") or ()),
         train_samples=train_samples,
         val_samples=val_samples,
     )

@@ -98,7 +98,9 @@ class AVDFModule(L.LightningModule):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
         network = self.model if self.training else self.evaluation_model()
-        return network(*(batch[k] for k in INPUT_KEYS))
+        # Expert streams (when the batch carries them) by keyword: models without any ignore them.
+        streams = {"experts": batch["experts"]} if "experts" in batch else {}
+        return network(*(batch[k] for k in INPUT_KEYS), **streams)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
