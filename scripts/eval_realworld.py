@@ -57,6 +57,7 @@ def fill_cache(detector, samples: Sequence[Sample], cache: Path) -> list[str]:  
                     detector.spec,
                     tracker=tracker,
                     max_side=detector.max_side,
+                    experts=detector.experts,
                 )
         except (AvdfError, OSError, ValueError) as e:
             failed.append(one_line(sample.path, e))
