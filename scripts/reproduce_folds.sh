@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 95 minutes on 2 CPU cores with the defaults.
+# ../shared/media beside it). About 3 hours on 2 CPU cores with the defaults (36 runs).
 set -euo pipefail
 work=${1:-data}
 epochs=${2:-10}
@@ -11,19 +11,37 @@ mkdir -p "$work"
 
 [ -f "$work/synth/metadata.json" ] ||
   avdf synth --out "$work/synth" --videos 600 --seed 0 --workers 2 --quiet
-avdf preprocess "$work/synth" --out "$work/cache" --workers 2 --quiet
+avdf preprocess "$work/synth" --out "$work/cache" --experts speaker --workers 2 --quiet
 [ -f "$work/folds/folds.json" ] || python "$here/make_folds.py" "$work/synth" "$work/folds" --k 4
 
-# variant fold seed config, two runs at a time (one per core)
+# The first wave's model and training (per-frame face block, no temporal contrast or sync
+# stream, unscaled attention over the whole window, no augmentation) as overrides.
+first_wave="--set model.kwargs.face_block=face_cnn --set model.kwargs.temporal_contrast=false \
+--set model.kwargs.sync_dim=0 --set model.kwargs.attention_scale=false \
+--set model.kwargs.attention_band=null --set data.augment=false --set loss.sync=0"
+
+# variant fold seed config [overrides], two runs at a time (one per core)
 jobs() {
   for seed in 0 1; do for fold in 0 1 2 3; do
     echo "mmms_ba $fold $seed synth_mmms_ba.yaml"; done; done
-  for fold in 0 1 2 3; do echo "single_scale $fold 0 synth_mmms_ba_single_scale.yaml"; done
-  for fold in 0 1 2 3; do echo "none $fold 0 synth_none.yaml"; done
+  for seed in 0 1; do for fold in 0 1 2 3; do
+    echo "first_wave $fold $seed synth_mmms_ba.yaml $first_wave"; done; done
+  for fold in 0 1 2 3; do echo "no_augment $fold 0 synth_mmms_ba.yaml --set data.augment=false"; done
+  for fold in 0 1 2 3; do
+    echo "speaker $fold 0 synth_mmms_ba.yaml --set model.kwargs.experts=[speaker]"; done
+  for fold in 0 1 2 3; do
+    echo "first_wave_single_scale $fold 0 synth_mmms_ba_single_scale.yaml $first_wave"; done
+  for fold in 0 1 2 3; do echo "first_wave_none $fold 0 synth_none.yaml $first_wave"; done
 }
-jobs | xargs -P 2 -L 1 sh -c "'$here/run_fold.sh' '$work' \$0 \$1 \$2 $epochs \$3 \
-  --set data.windows_per_video=3 --set trainer.limit_val_batches=5"
+jobs | while read -r variant fold seed config overrides; do
+  # shellcheck disable=SC2086  # overrides are word lists on purpose
+  echo "$here/run_fold.sh $work $variant $fold $seed $epochs $config $overrides \
+    --set data.windows_per_video=3 --set trainer.limit_val_batches=5"
+done | xargs -P 2 -I{} sh -c "{}"
 
-python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba" "$work/eval/single_scale" \
-  "$work/eval/none" --compare mmms_ba single_scale
+python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba" "$work/eval/first_wave" \
+  "$work/eval/no_augment" "$work/eval/speaker" --compare mmms_ba first_wave
+python "$here/fold_table.py" "$work/folds" "$work/eval/first_wave" \
+  "$work/eval/first_wave_single_scale" "$work/eval/first_wave_none" \
+  --compare first_wave first_wave_none
 python "$here/family_table.py" "$work" mmms_ba
