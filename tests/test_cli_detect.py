@@ -193,7 +193,7 @@ def test_folder_batch_verdict_thumbnails_bad_file_and_rerun(tmp_path: Path, capf
     assert len(bad) == 1 and bad[0].startswith(str(videos / "deeper" / "broken.mkv"))
     assert "Traceback" not in captured.err
     # The verdict in words on stdout (reports go to files), one block per good video.
-    assert captured.out.count(": likely ") == 2 and "probability fake" in captured.out
+    assert captured.out.count("probability fake") == 2 and "(tuned calibration)" in captured.out
     rows = _summary(out / "summary.csv")
     assert set(rows) == {"a", "deeper/b/c", "deeper/broken"}
     assert rows["a"]["status"] == rows["deeper/b/c"]["status"] == "done"
