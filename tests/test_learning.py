@@ -26,6 +26,20 @@ SPEC = MediaSpec(face_size=16, mouth_size=16)
 STEPS = 64  # one training window per video
 
 
+def window_features(face: np.ndarray, mouth: np.ndarray, mel: np.ndarray) -> VideoFeatures:
+    """One window of STEPS steps with these crops and mel, every modality present."""
+    return VideoFeatures(
+        SPEC,
+        0,
+        face,
+        mouth,
+        mel,
+        np.ones(STEPS, bool),
+        np.ones(STEPS, bool),
+        np.zeros((STEPS, N_LANDMARKS, 2), np.float16),
+    )
+
+
 def planted_video(rng: np.random.Generator, index: int) -> tuple[VideoFeatures, Sample]:
     """64 steps of noise; fake videos (4 in 5) carry one edit of 5-10 steps (0.2-0.4 s)
     where the face crops are brightened and the mel raised, audio and visual alike."""
@@ -41,16 +55,7 @@ def planted_video(rng: np.random.Generator, index: int) -> tuple[VideoFeatures, 
         mouth[start : start + length] += 120
         mel[start : start + length] += 3.0
         segments = (Segment(s.steps_to_seconds(start), s.steps_to_seconds(start + length)),)
-    features = VideoFeatures(
-        s,
-        0,
-        face,
-        mouth,
-        mel,
-        np.ones(STEPS, bool),
-        np.ones(STEPS, bool),
-        np.zeros((STEPS, N_LANDMARKS, 2), np.float16),
-    )
+    features = window_features(face, mouth, mel)
     sample = Sample(
         id=f"planted{index}",
         dataset="planted",
@@ -131,16 +136,7 @@ def synced_video(rng: np.random.Generator, index: int, swap: slice | None = None
     mouth = (noise + (150 * speech)[:, None, None, None]).astype(np.uint8)
     mel = rng.normal(0.0, 0.5, (STEPS, s.mel_frames_per_step, s.n_mels)) + 3 * heard[:, None, None]
     face = rng.integers(0, 255, (STEPS, s.face_size, s.face_size, 3), dtype=np.uint8)
-    features = VideoFeatures(
-        s,
-        0,
-        face,
-        mouth,
-        mel.astype(np.float16),
-        np.ones(STEPS, bool),
-        np.ones(STEPS, bool),
-        np.zeros((STEPS, N_LANDMARKS, 2), np.float16),
-    )
+    features = window_features(face, mouth, mel.astype(np.float16))
     sample = Sample(f"synced{index}", "planted", "train", "", s.steps_to_seconds(STEPS), 0)
     return features, sample
 

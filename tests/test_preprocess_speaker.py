@@ -16,6 +16,7 @@ from avdf.data.dataset import WindowDataset
 from avdf.errors import InputError
 from avdf.experts import EXPERTS
 from avdf.preprocess.cache import CacheReader, CacheWriter, read_meta
+from avdf.preprocess.features import VideoFeatures
 from avdf.preprocess.pipeline import cache_video, empty_features
 from avdf.preprocess.speaker import SpeakerEmbedder, speaker_consistency
 from avdf.timebase import MediaSpec
@@ -147,12 +148,9 @@ def test_cache_gets_the_stream_added_and_reads_it_back(tmp_path, tracker) -> Non
         assert json.loads(archive.read("meta.json"))["experts"] == read_meta(cache)["experts"]
 
 
-def test_a_cache_without_the_stream_is_a_one_line_error_for_a_model_that_needs_it(
-    tmp_path,
-) -> None:
-    features = empty_features(SPEC)
-    n = 30
-    features = type(features)(
+def blank_features(n: int, experts: dict[str, np.ndarray] | None = None) -> VideoFeatures:
+    """``n`` steps of zero crops and mel, every modality present."""
+    return VideoFeatures(
         SPEC,
         0,
         np.zeros((n, SPEC.face_size, SPEC.face_size, 3), np.uint8),
@@ -161,7 +159,14 @@ def test_a_cache_without_the_stream_is_a_one_line_error_for_a_model_that_needs_i
         np.ones(n, bool),
         np.ones(n, bool),
         np.zeros((n, 468, 2), np.float16),
+        experts or {},
     )
+
+
+def test_a_cache_without_the_stream_is_a_one_line_error_for_a_model_that_needs_it(
+    tmp_path,
+) -> None:
+    features = blank_features(30)
     sample = Sample(id="old", dataset="folder", split="test", path="old.mp4", label=0)
     with CacheWriter(tmp_path / "old.npz") as writer:
         writer.append(features)
@@ -181,17 +186,7 @@ def test_features_to_inputs_pads_the_stream() -> None:
     assert base.experts["speaker"].shape == (0, 4)
     n = 5
     stream = np.full((n, 4), 0.5, np.float16)
-    window = type(base)(
-        SPEC,
-        0,
-        np.zeros((n, SPEC.face_size, SPEC.face_size, 3), np.uint8),
-        np.zeros((n, SPEC.mouth_size, SPEC.mouth_size, 3), np.uint8),
-        np.zeros((n, SPEC.mel_frames_per_step, SPEC.n_mels), np.float16),
-        np.ones(n, bool),
-        np.ones(n, bool),
-        np.zeros((n, 468, 2), np.float16),
-        {"speaker": stream},
-    )
+    window = blank_features(n, {"speaker": stream})
     inputs = features_to_inputs([window, window.slice(0, 3)], window_steps=8)
     got = inputs["experts"]["speaker"]
     assert got.shape == (2, 8, 4) and got.dtype == torch.float32
