@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 3 hours on 2 CPU cores with the defaults (36 runs).
+# ../shared/media beside it). About 3 hours on 2 CPU cores with the defaults (40 runs).
 set -euo pipefail
 work=${1:-data}
 epochs=${2:-10}
@@ -29,6 +29,8 @@ jobs() {
   for fold in 0 1 2 3; do echo "no_augment $fold 0 synth_mmms_ba.yaml --set data.augment=false"; done
   for fold in 0 1 2 3; do
     echo "speaker $fold 0 synth_mmms_ba.yaml --set model.kwargs.experts=[speaker]"; done
+  for fold in 0 1 2 3; do echo "paper_attention $fold 0 synth_mmms_ba.yaml \
+    --set model.kwargs.attention_scale=false --set model.kwargs.attention_band=null"; done
   for fold in 0 1 2 3; do
     echo "first_wave_single_scale $fold 0 synth_mmms_ba_single_scale.yaml $first_wave"; done
   for fold in 0 1 2 3; do echo "first_wave_none $fold 0 synth_none.yaml $first_wave"; done
@@ -40,7 +42,8 @@ jobs | while read -r variant fold seed config overrides; do
 done | xargs -P 2 -I{} sh -c "{}"
 
 python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba" "$work/eval/first_wave" \
-  "$work/eval/no_augment" "$work/eval/speaker" --compare mmms_ba first_wave
+  "$work/eval/no_augment" "$work/eval/speaker" "$work/eval/paper_attention" \
+  --compare mmms_ba first_wave
 python "$here/fold_table.py" "$work/folds" "$work/eval/first_wave" \
   "$work/eval/first_wave_single_scale" "$work/eval/first_wave_none" \
   --compare first_wave first_wave_none
