@@ -36,16 +36,21 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
+def triangular_filters(fft_hz: np.ndarray, edges_hz: np.ndarray) -> np.ndarray:
+    """(len(fft_hz), len(edges_hz) - 2) triangular filters, peak 1: filter k rises from
+    ``edges_hz[k]`` to ``edges_hz[k + 1]`` and falls to ``edges_hz[k + 2]``."""
+    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
+    rising = (fft_hz[:, None] - lower) / (centre - lower)  # (n_freqs, n_mels)
+    falling = (upper - fft_hz[:, None]) / (upper - centre)
+    return np.clip(np.minimum(rising, falling), 0.0, None)
+
+
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     """(n_fft // 2 + 1, n_mels) float32 triangular HTK-mel filters, peak 1."""
     fft_hz = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
     edges_hz = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array(sample_rate / 2.0)), n_mels + 2))
-    lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
-    rising = (fft_hz[:, None] - lower) / (centre - lower)  # (n_freqs, n_mels)
-    falling = (upper - fft_hz[:, None]) / (upper - centre)
-    weights = np.clip(np.minimum(rising, falling), 0.0, None)
-    return torch.from_numpy(weights.astype(np.float32))
+    return torch.from_numpy(triangular_filters(fft_hz, edges_hz).astype(np.float32))
 
 
 def _frame_offset(spec: MediaSpec) -> int:

@@ -349,12 +349,10 @@ class CacheReader:
         first = int(np.searchsorted(self._starts, start, side="right") - 1)
         last = int(np.searchsorted(self._starts, stop, side="left"))  # exclusive
         parts = []
+        members = [f"{name}.npy" for name in ARRAYS] + [f"experts/{e}.npy" for e in self.experts]
         for c in range(first, last):
             lo = max(start, self._starts[c]) - self._starts[c]
             hi = min(stop, self._starts[c + 1]) - self._starts[c]
-            members = [f"{name}.npy" for name in ARRAYS] + [
-                f"experts/{e}.npy" for e in self.experts
-            ]
             parts.append([self._chunk(c, member)[lo:hi] for member in members])
         arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
         experts = dict(zip(self.experts, arrays[len(ARRAYS) :], strict=True))

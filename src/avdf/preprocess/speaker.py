@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from avdf.experts import EXPERTS
+from avdf.preprocess.audio import triangular_filters
 from avdf.timebase import MediaSpec
 
 STREAM = EXPERTS["speaker"]
@@ -116,10 +117,7 @@ def mel_filterbank() -> torch.Tensor:
     each scaled to unit area (2 / bandwidth), as GE2E's training features were."""
     fft_hz = np.linspace(0.0, SAMPLE_RATE / 2.0, N_FFT // 2 + 1)
     edges = _slaney_hz(np.linspace(0.0, _slaney_mel(SAMPLE_RATE / 2.0), N_MELS + 2))
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (fft_hz[:, None] - lower) / (centre - lower)  # (n_freqs, n_mels)
-    falling = (upper - fft_hz[:, None]) / (upper - centre)
-    weights = np.clip(np.minimum(rising, falling), 0.0, None) * (2.0 / (upper - lower))
+    weights = triangular_filters(fft_hz, edges) * (2.0 / (edges[2:] - edges[:-2]))
     return torch.from_numpy(weights.astype(np.float32))
 
 
