@@ -88,14 +88,11 @@ def _cache_file(detector: Detector, cache_dir: Path | None, sample: Sample) -> P
 
 
 def _steps_from_cache(detector: Detector, path: Path) -> StepOutputs:
-    from avdf.preprocess.cache import read_meta
+    from avdf.preprocess.cache import read_meta, video_duration
 
     meta = read_meta(path) or {}
-    source = meta.get("source") or {}
-    # The container's duration, as the pipeline run uses; the cached steps' span otherwise.
-    duration = float(source.get("duration") or 0.0) or float(meta.get("duration") or 0.0)
     return detector.steps_from_features(
-        cached_chunks(path, detector.chunk_steps), duration, path, meta.get("notes", ())
+        cached_chunks(path, detector.chunk_steps), video_duration(meta), path, meta.get("notes", ())
     )
 
 

@@ -211,6 +211,13 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
     return meta if wanted <= names else None
 
 
+def video_duration(meta: dict[str, Any]) -> float:
+    """The duration a cached video is scored over: the container's, as a pipeline run uses,
+    else the cached steps' span (evaluation and training validation share this rule)."""
+    source = meta.get("source") or {}
+    return float(source.get("duration") or 0.0) or float(meta.get("duration") or 0.0)
+
+
 def missing_experts(meta: dict[str, Any], experts: Iterable[str]) -> list[str]:
     """Which of ``experts`` a cache's ``meta`` lacks or holds in another version."""
     held = meta.get("experts") or {}

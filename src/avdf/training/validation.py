@@ -25,11 +25,12 @@ from avdf.preprocess.features import VideoFeatures
 from avdf.types import Prediction, Sample
 
 
-def _read_cached(path: Path) -> VideoFeatures:
-    from avdf.preprocess.cache import CacheReader
+def _read_cached(path: Path) -> tuple[VideoFeatures, float]:
+    """A cached video's features and the duration it is scored over (as `avdf evaluate`)."""
+    from avdf.preprocess.cache import CacheReader, video_duration
 
     with CacheReader(path) as reader:
-        return reader.read(0, reader.n_steps)
+        return reader.read(0, reader.n_steps), video_duration(reader.meta)
 
 
 def localization_scores(
@@ -58,9 +59,9 @@ class DetectionValidation(L.Callback):
         self.samples = [s for s in samples if s.label is not None]
         self.cache_dir = Path(cache_dir)
         self.window_steps = window_steps
-        self._features: dict[str, VideoFeatures] = {}
+        self._features: dict[str, tuple[VideoFeatures, float]] = {}
 
-    def _features_of(self, sample: Sample) -> VideoFeatures:
+    def _features_of(self, sample: Sample) -> tuple[VideoFeatures, float]:
         from avdf.preprocess.cache import cache_path_for
 
         if sample.id not in self._features:
@@ -75,10 +76,10 @@ class DetectionValidation(L.Callback):
         detector = Detector(
             network, pl_module.spec, window_steps=self.window_steps, num_threads=None
         )
-        predictions = [
-            detector.detect_features([self._features_of(s)], s.duration or None, s.id)
-            for s in self.samples
-        ]
+        predictions = []
+        for sample in self.samples:
+            features, duration = self._features_of(sample)
+            predictions.append(detector.detect_features([features], duration or None, sample.id))
         network.train(was_training)
         scores = localization_scores(predictions, self.samples)
         for key, value in scores.items():
