@@ -1,6 +1,6 @@
 """Re-encode a labelled real-world folder through one seeded random chain (the shortcut guard).
 
-Usage: python scripts/reencode_corpus.py SRC OUT [--seed 0] [--real-copies 1]
+Usage: python scripts/reencode_corpus.py SRC OUT [--seed 0] [--real-copies 1] [--frame-face]
                                          [--extra-reals DIR] [--no-balance-audio] [--force]
 
 SRC holds a ``labels.tsv`` (``avdf.datasets.realworld``). Every clip is decoded with avdf's
@@ -17,6 +17,13 @@ frame rate, bitrate or face size alone (``scripts/metadata_baseline.py`` checks)
   splits and folds keep the copies together). realworld-train has 29 reals for 73 fakes.
 - ``--extra-reals DIR``: talking clips of DIR (e.g. ``../shared/media/talking``) join as
   reals (kind real, generator none), through the same chain.
+- ``--frame-face``: the framing is drawn too. The face's height as a share of the output
+  frame's height is drawn per clip from one range (``FACE_SHARE_RANGE``) for every class, and
+  the frame is cropped around the face (zoom in) or padded black around it (zoom out) to give
+  it. Without it the chain keeps each clip's own framing, and face share (tight face crops
+  among the reals, half-body shots among the fakes) and face size in pixels still separate
+  the classes. The face is found by MediaPipe on a few frames (median box of the face mesh);
+  a clip without a face keeps its framing (its row's ``note`` says ``frame-kept``).
 - Audio balance (default on): realworld-train's reals lack audio far more often than its
   fakes (15 of 29 against 5 of 73), a label shortcut of its own; clips of the class with the
   smaller no-audio share lose their audio track (chosen by a seeded rank) until both classes
@@ -56,6 +63,8 @@ CROP_MAX = 0.06  # of the width / height, per side
 PAD_PROBABILITY, PAD_MAX = 0.25, 0.05
 AUDIO_RATES: tuple[int, ...] = (16000, 24000, 44100)
 AUDIO_KBPS = (32, 96)
+FACE_SHARE_RANGE = (0.2, 0.6)  # face height / frame height with --frame-face (talking-head shots)
+FACE_SEARCH_FRAMES = 5
 DECODE_MAX_SIDE = 960  # >= 2x the largest output height: no detail lost, decoding is cheaper
 EXTRA_COLUMNS: tuple[str, ...] = ("reencoded_from", "chain")
 _ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4"}
@@ -75,14 +84,16 @@ class Chain:
     audio_rate: int
     audio_kbps: int
     keep_audio: bool = True
+    face_share: float | None = None  # drawn framing (--frame-face); crop / pad then follow it
 
     def describe(self) -> str:
         crop = ",".join(f"{c:.3f}" for c in self.crop)
         pad = ",".join(f"{p:.3f}" for p in self.pad)
         audio = f"aac{self.audio_rate}/{self.audio_kbps}k" if self.keep_audio else "noaudio"
+        framing = "" if self.face_share is None else f" face{self.face_share:.3f}"
         return (
             f"{self.codec} h{self.height} {self.fps}fps bpp{self.bits_per_pixel:.3f} "
-            f"crop{crop} pad{pad} {audio}"
+            f"crop{crop} pad{pad}{framing} {audio}"
         )
 
 
@@ -92,7 +103,9 @@ def rng_for(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
-def draw_chain(seed: int, key: str) -> Chain:
+def draw_chain(seed: int, key: str, frame_face: bool = False) -> Chain:
+    """One clip's chain; with ``frame_face`` a face share is drawn as well (crop and pad
+    are then set from the face by :func:`framed`)."""
     rng = rng_for(seed, key)
     low, high = HEIGHT_RANGE
     pad = (0.0, 0.0, 0.0, 0.0)
@@ -108,6 +121,79 @@ def draw_chain(seed: int, key: str) -> Chain:
         pad=pad,  # type: ignore[arg-type]
         audio_rate=int(rng.choice(AUDIO_RATES)),
         audio_kbps=int(rng.integers(AUDIO_KBPS[0], AUDIO_KBPS[1] + 1)),
+        face_share=float(rng.uniform(*FACE_SHARE_RANGE)) if frame_face else None,
+    )
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """Where a clip's face is, in the decoded frame's pixels (median over a few frames)."""
+
+    cx: float
+    cy: float
+    height: float
+    frame_width: int
+    frame_height: int
+
+
+def find_face(src: Path, n_frames: int = FACE_SEARCH_FRAMES) -> FaceBox | None:
+    """The median face-mesh box over ``n_frames`` frames spread over ``src`` (decoded as
+    :func:`reencode` decodes it), or None when no frame shows a face."""
+    from avdf.native_logs import native_stderr_silenced
+    from avdf.preprocess.face_backends import MediaPipeBackend
+
+    spec = MediaSpec()
+    frames = [
+        frame
+        for chunk in iter_video_frames(src, spec, max_side=DECODE_MAX_SIDE)
+        for frame in chunk[:: spec.fps]  # one frame a second is plenty to choose from
+    ]
+    if not frames:
+        return None
+    picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
+    boxes = []
+    with native_stderr_silenced():
+        backend = MediaPipeBackend(max_faces=1)
+        try:
+            for index in picks:
+                faces = backend.detect(frames[index])
+                if faces:
+                    (x0, y0), (x1, y1) = faces[0].min(axis=0), faces[0].max(axis=0)
+                    boxes.append(((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0))
+        finally:
+            backend.close()
+    if not boxes:
+        return None
+    cx, cy, height = np.median(np.array(boxes, np.float64), axis=0)
+    h, w = frames[0].shape[:2]
+    return FaceBox(float(cx), float(cy), float(height), int(w), int(h))
+
+
+def framed(chain: Chain, face: FaceBox) -> Chain:
+    """``chain`` with crop and pad replaced by a window around ``face`` whose height makes
+    the face ``chain.face_share`` of the frame (the source's aspect kept): a crop where the
+    window lies inside the frame, black padding where it reaches past an edge."""
+    assert chain.face_share is not None
+    w, h = face.frame_width, face.frame_height
+    win_h = face.height / chain.face_share
+    win_w = win_h * w / h
+
+    def span(centre: float, size: float, limit: int) -> tuple[float, float, float, float]:
+        # Window start clamped so it stays inside the frame when smaller, covers it when larger.
+        start = float(np.clip(centre - size / 2, min(0.0, limit - size), max(0.0, limit - size)))
+        end = start + size
+        cut_lo, cut_hi = max(0.0, start), max(0.0, limit - end)
+        kept = limit - cut_lo - cut_hi
+        return cut_lo / limit, cut_hi / limit, max(0.0, -start) / kept, max(0.0, end - limit) / kept
+
+    crop_l, crop_r, pad_l, pad_r = span(face.cx, win_w, w)
+    crop_t, crop_b, pad_t, pad_b = span(face.cy, win_h, h)
+    return Chain(
+        **{
+            **chain.__dict__,
+            "crop": (crop_l, crop_t, crop_r, crop_b),
+            "pad": (pad_l, pad_t, pad_r, pad_b),
+        }
     )
 
 
@@ -230,7 +316,12 @@ def _extra_real_rows(folder: Path) -> list[tuple[str, dict[str, str]]]:
 
 
 def plan(
-    src: Path, seed: int, real_copies: int, extra_reals: Path | None, balance_audio: bool
+    src: Path,
+    seed: int,
+    real_copies: int,
+    extra_reals: Path | None,
+    balance_audio: bool,
+    frame_face: bool = False,
 ) -> tuple[list[str], list[Job]]:
     """The output columns and one job per output clip (nothing is written)."""
     header: list[str] = []
@@ -248,9 +339,16 @@ def plan(
     for source, row in rows:
         copies = real_copies if row["label"] == "real" else 1
         stem = Path(row["file"]).stem
+        face = find_face(source) if frame_face else None
         for copy in range(copies):
             file = f"{stem}.mp4" if copy == 0 else f"{stem}~{copy}.mp4"
-            chain = draw_chain(seed, file)
+            chain = draw_chain(seed, file, frame_face)
+            if frame_face:
+                chain = (
+                    framed(chain, face) if face else Chain(**{**chain.__dict__, "face_share": None})
+                )
+                if face is None:
+                    row = {**row, "note": (row.get("note", "") + " frame-kept").strip()}
             jobs.append(Job(file, source, {**row, "reencoded_from": row["file"]}, chain))
     if balance_audio:
         _balance_audio(jobs, seed)
@@ -310,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-copies", type=int, default=1, metavar="N")
     parser.add_argument("--extra-reals", type=Path, default=None, metavar="DIR")
     parser.add_argument("--no-balance-audio", action="store_true")
+    parser.add_argument(
+        "--frame-face", action="store_true", help="draw the face's share of the frame too"
+    )
     parser.add_argument("--force", action="store_true", help="re-encode every clip")
     parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
     args = parser.parse_args(argv)
@@ -318,7 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         header, jobs = plan(
-            args.src, args.seed, args.real_copies, args.extra_reals, not args.no_balance_audio
+            args.src,
+            args.seed,
+            args.real_copies,
+            args.extra_reals,
+            not args.no_balance_audio,
+            args.frame_face,
         )
     except (AvdfError, OSError) as e:
         print(f"reencode_corpus: {e}", file=sys.stderr)

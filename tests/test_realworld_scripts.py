@@ -134,6 +134,45 @@ def test_rerun_is_idempotent(folder: Path, reencoded: Path) -> None:
     assert not [p for p in reencoded.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_framing_window_by_hand() -> None:
+    face = reencode_corpus.FaceBox(cx=100, cy=100, height=80, frame_width=200, frame_height=200)
+    chain = reencode_corpus.draw_chain(0, "x", frame_face=True)
+
+    def window(share: float, **where: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        box = reencode_corpus.FaceBox(**{**face.__dict__, **where})
+        out = reencode_corpus.framed(
+            reencode_corpus.Chain(**{**chain.__dict__, "face_share": share}), box
+        )
+        return tuple(round(c, 6) for c in out.crop), tuple(round(p, 6) for p in out.pad)
+
+    # Face 80 px, share 0.2: a 400 px window, the 200 px frame padded 100 px on every side.
+    assert window(0.2) == ((0, 0, 0, 0), (0.5, 0.5, 0.5, 0.5))
+    # Share 0.8: a 100 px window around the face, cropped 50 px from every side.
+    assert window(0.8) == ((0.25, 0.25, 0.25, 0.25), (0, 0, 0, 0))
+    # Near the left edge the window slides inside the frame rather than pad.
+    assert window(0.8, cx=20) == ((0, 0.25, 0.5, 0.25), (0, 0, 0, 0))
+    # Share 0.25 with the face high in the frame: a 320 px window from -100 to 220 px down.
+    assert window(0.25, cy=60) == ((0, 0, 0, 0), (0.3, 0.5, 0.3, 0.1))
+
+
+def test_frame_face_gives_the_drawn_face_share(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "framed"
+    assert reencode_corpus.main([str(folder), str(out), "--frame-face", "--limit", "3"]) == 0
+    samples = load_dataset("realworld", out)
+    assert len(samples) == 3
+    shares = []
+    for sample in samples:
+        chain = reencode_corpus.draw_chain(0, Path(sample.path).name, frame_face=True)
+        assert f"face{chain.face_share:.3f}" in sample.extra["chain"]
+        face = reencode_corpus.find_face(Path(sample.path))
+        assert face is not None
+        shares.append((face.height / face.frame_height, chain.face_share))
+    # The fixture's clips are tight 160 px face crops (share ~0.6); after framing each face
+    # fills the drawn share of its frame.
+    for measured, drawn in shares:
+        assert measured == pytest.approx(drawn, rel=0.15)
+
+
 def test_reencode_refuses_bad_labels(tmp_path: Path) -> None:
     (tmp_path / "labels.tsv").write_text("file\tlabel\tkind\tgenerator\nx.mp4\tfake\tk\tG\n")
     result = run("reencode_corpus.py", str(tmp_path), str(tmp_path / "out"))
