@@ -340,15 +340,15 @@ def plan(
         copies = real_copies if row["label"] == "real" else 1
         stem = Path(row["file"]).stem
         face = find_face(source) if frame_face else None
+        if frame_face and face is None:
+            row = {**row, "note": (row.get("note", "") + " frame-kept").strip()}
         for copy in range(copies):
             file = f"{stem}.mp4" if copy == 0 else f"{stem}~{copy}.mp4"
             chain = draw_chain(seed, file, frame_face)
-            if frame_face:
-                chain = (
-                    framed(chain, face) if face else Chain(**{**chain.__dict__, "face_share": None})
-                )
-                if face is None:
-                    row = {**row, "note": (row.get("note", "") + " frame-kept").strip()}
+            if face is not None:
+                chain = framed(chain, face)
+            elif frame_face:
+                chain = Chain(**{**chain.__dict__, "face_share": None})
             jobs.append(Job(file, source, {**row, "reencoded_from": row["file"]}, chain))
     if balance_audio:
         _balance_audio(jobs, seed)
