@@ -34,6 +34,9 @@ from avdf.errors import AvdfError
 from avdf.metrics.detection import roc_auc
 from avdf.types import Sample
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's face search
+import reencode_corpus  # noqa: E402
+
 FEATURES: tuple[str, ...] = (
     "log_height",
     "aspect",
@@ -104,22 +107,11 @@ def face_features(sample: Sample, cache: Path | None, height: float) -> dict[str
 
 def _quick_face_heights(path: Path, n_frames: int = 5) -> tuple[list[float], float]:
     from avdf.io.decode import iter_video_frames
-    from avdf.native_logs import native_stderr_silenced
-    from avdf.preprocess.face_backends import MediaPipeBackend
     from avdf.timebase import MediaSpec
 
     frames = np.concatenate(list(iter_video_frames(path, MediaSpec(), max_side=None)))
     picks = frames[np.linspace(0, len(frames) - 1, n_frames).round().astype(int)]
-    heights = []
-    with native_stderr_silenced():
-        backend = MediaPipeBackend(max_faces=1)
-        try:
-            for frame in picks:
-                faces = backend.detect(frame)
-                if faces:
-                    heights.append(float(np.ptp(faces[0][:, 1])))
-        finally:
-            backend.close()
+    heights = [height for _, _, height in reencode_corpus.face_boxes(list(picks))]
     return heights, len(heights) / n_frames
 
 

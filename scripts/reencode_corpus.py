@@ -136,12 +136,29 @@ class FaceBox:
     frame_height: int
 
 
-def find_face(src: Path, n_frames: int = FACE_SEARCH_FRAMES) -> FaceBox | None:
-    """The median face-mesh box over ``n_frames`` frames spread over ``src`` (decoded as
-    :func:`reencode` decodes it), or None when no frame shows a face."""
+def face_boxes(frames: list[np.ndarray]) -> list[tuple[float, float, float]]:
+    """``(centre x, centre y, height)`` of the face-mesh box in each frame that shows a face
+    (MediaPipe, one face; frames without one are skipped)."""
     from avdf.native_logs import native_stderr_silenced
     from avdf.preprocess.face_backends import MediaPipeBackend
 
+    boxes = []
+    with native_stderr_silenced():
+        backend = MediaPipeBackend(max_faces=1)
+        try:
+            for frame in frames:
+                faces = backend.detect(frame)
+                if faces:
+                    (x0, y0), (x1, y1) = faces[0].min(axis=0), faces[0].max(axis=0)
+                    boxes.append((float(x0 + x1) / 2, float(y0 + y1) / 2, float(y1 - y0)))
+        finally:
+            backend.close()
+    return boxes
+
+
+def find_face(src: Path, n_frames: int = FACE_SEARCH_FRAMES) -> FaceBox | None:
+    """The median face-mesh box over ``n_frames`` frames spread over ``src`` (decoded as
+    :func:`reencode` decodes it), or None when no frame shows a face."""
     spec = MediaSpec()
     frames = [
         frame
@@ -151,17 +168,7 @@ def find_face(src: Path, n_frames: int = FACE_SEARCH_FRAMES) -> FaceBox | None:
     if not frames:
         return None
     picks = np.unique(np.linspace(0, len(frames) - 1, n_frames).round().astype(int))
-    boxes = []
-    with native_stderr_silenced():
-        backend = MediaPipeBackend(max_faces=1)
-        try:
-            for index in picks:
-                faces = backend.detect(frames[index])
-                if faces:
-                    (x0, y0), (x1, y1) = faces[0].min(axis=0), faces[0].max(axis=0)
-                    boxes.append(((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0))
-        finally:
-            backend.close()
+    boxes = face_boxes([frames[i] for i in picks])
     if not boxes:
         return None
     cx, cy, height = np.median(np.array(boxes, np.float64), axis=0)
@@ -344,11 +351,11 @@ def plan(
             row = {**row, "note": (row.get("note", "") + " frame-kept").strip()}
         for copy in range(copies):
             file = f"{stem}.mp4" if copy == 0 else f"{stem}~{copy}.mp4"
-            chain = draw_chain(seed, file, frame_face)
+            # A face share is drawn only where there is a face to frame (drawn last, so the
+            # other parameters are the same either way).
+            chain = draw_chain(seed, file, frame_face=face is not None)
             if face is not None:
                 chain = framed(chain, face)
-            elif frame_face:
-                chain = Chain(**{**chain.__dict__, "face_share": None})
             jobs.append(Job(file, source, {**row, "reencoded_from": row["file"]}, chain))
     if balance_audio:
         _balance_audio(jobs, seed)
