@@ -1,20 +1,29 @@
 """Mean ± sd over runs of the real-world video AUCs that ``scripts/eval_realworld.py --json``
 writes: overall, per kind and per generator, one column per group of runs.
 
-Usage: python scripts/realworld_table.py NAME=RUN.json[,RUN.json...] [NAME=...]
+Usage: python scripts/realworld_table.py NAME=RUN.json[,RUN.json...] [NAME=...] [--ensemble]
 
 Each NAME is a column (e.g. a training recipe), each of its JSON files one trained model
-(fold x seed). Measuring only: the numbers come from sets nothing was fitted on.
+(fold x seed). ``--ensemble`` adds a column per NAME that scores each clip by the mean of its
+runs' calibrated scores (an ensemble of those models; the runs must have scored the same
+folder, whose ``labels.tsv`` gives the kinds and generators). Measuring only: the numbers come
+from sets nothing was fitted on.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's AUC tables
+import eval_realworld  # noqa: E402
+
+from avdf.datasets import load_dataset  # noqa: E402
 
 
 def cell(values: list[float]) -> str:
@@ -26,6 +35,7 @@ def cell(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="+", help="NAME=RUN.json[,RUN.json...]")
+    parser.add_argument("--ensemble", action="store_true", help="add each NAME's ensemble")
     args = parser.parse_args()
     columns: dict[str, dict[str, list[float]]] = {}
     fakes: dict[str, int] = {}
@@ -42,6 +52,8 @@ def main() -> None:
                     rows[label].append(entry["auc"])
                     fakes[label] = entry["fakes"]
         columns[f"{name} ({len(files.split(','))} runs)"] = rows
+        if args.ensemble:
+            columns[f"{name}, ensemble"] = ensemble_rows(files.split(","))
     names = list(columns)
     print("| video AUC vs all reals | fakes | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
@@ -49,6 +61,22 @@ def main() -> None:
     for label in labels:
         cells = [cell(columns[n].get(label, [])) for n in names]
         print(f"| {label} | {fakes[label]} | " + " | ".join(cells) + " |")
+
+
+def ensemble_rows(files: list[str]) -> dict[str, list[float]]:
+    """The AUC rows of one model scoring each clip by the mean of the runs' scores."""
+    runs = [json.loads(Path(file).read_text()) for file in files]
+    folders = {run["folder"] for run in runs}
+    if len(folders) != 1:
+        raise SystemExit(f"realworld_table: {files[0]}: runs scored different folders {folders}")
+    samples = load_dataset("realworld", Path(folders.pop()), split_by="none")
+    common = set.intersection(*(set(run["scores"]) for run in runs))
+    scores = {i: float(np.mean([run["scores"][i] for run in runs])) for i in common}
+    rows: dict[str, list[float]] = {"all clips": [eval_realworld.auc_or_none(samples, scores)]}
+    for key in ("kind", "generator"):
+        for entry in eval_realworld.group_table(samples, scores, key):
+            rows[f"{key}: {entry[key]}"] = [entry["auc"]]
+    return rows
 
 
 def _order(label: str) -> tuple[int, str]:

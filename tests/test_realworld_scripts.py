@@ -220,6 +220,37 @@ def test_metadata_baseline_prints_a_table(folder: Path, reencoded: Path) -> None
     assert any(line.startswith("| log_face_px |") for line in lines)
 
 
+def test_realworld_table_averages_runs_and_their_ensemble(folder: Path, tmp_path: Path) -> None:
+    import eval_realworld
+
+    samples = load_dataset("realworld", folder, split_by="none")
+    # Fakes a, b, c; reals d, e. Run 1 ranks 4 of 6 fake-real pairs right, run 2 5 of 6; their
+    # mean scores (a .55, b .85, c .5 against d .4, e .25) rank all 6 right.
+    runs = [
+        {"a": 0.9, "b": 0.8, "c": 0.1, "d": 0.5, "e": 0.4},
+        {"a": 0.2, "b": 0.9, "c": 0.9, "d": 0.3, "e": 0.1},
+    ]
+    files = []
+    for i, scores in enumerate(runs):
+        file = tmp_path / f"run{i}.json"
+        entry = {
+            "folder": str(folder),
+            "fakes": 3,
+            "auc": eval_realworld.auc_or_none(samples, scores),
+            "per_kind": eval_realworld.group_table(samples, scores, "kind"),
+            "per_generator": eval_realworld.group_table(samples, scores, "generator"),
+            "scores": scores,
+        }
+        file.write_text(json.dumps(entry))
+        files.append(str(file))
+    result = run("realworld_table.py", "r=" + ",".join(files), "--ensemble")
+    assert result.returncode == 0, result.stderr
+    assert "| r (2 runs) | r, ensemble |" in result.stdout
+    assert "| all clips | 3 | 0.75 ± 0.08 | 1.00 ± 0.00 |" in result.stdout
+    # Wav2Lip's one fake (b) is above both reals in each run and in the ensemble.
+    assert "| generator: Wav2Lip | 1 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in result.stdout
+
+
 def test_eval_realworld_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.json"
     args = [str(folder), "--cache", str(tmp_path / "cache"), "--robustness", "2"]
