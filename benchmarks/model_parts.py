@@ -6,7 +6,11 @@ features exactly as ``avdf detect`` does after preprocessing (windows, model, st
 decoding). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
 default model gives the denominator: each part's extra cost as a share of detect time.
 
+A second table compares face crop sizes (the default model at ``--face-sizes``): whole
+detect of the clip (cropping included) and the model's share, in the same run.
+
     python benchmarks/model_parts.py [--minutes 1] [--repeats 3] [--threads 1]
+        [--face-sizes 64 112]
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clip", default=str(sorted(CLIP.glob("*.mp4"))[0]))
+    parser.add_argument("--face-sizes", type=int, nargs="*", default=[64, 112])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = MediaSpec()
@@ -108,6 +113,41 @@ def main() -> None:
         )
         print(f"| {name} | {params:,} | {per_minute:.3f} | {added} |")
         previous = per_minute
+    if args.face_sizes:
+        compare_face_sizes(args, n_steps)
+
+
+def compare_face_sizes(args: argparse.Namespace, n_steps: int) -> None:
+    """The default model at each face crop size: whole detect and model-only cost."""
+    detectors = {}
+    for size in args.face_sizes:
+        spec = MediaSpec(face_size=size)
+        torch.manual_seed(0)
+        detectors[size] = Detector(create_model("mmms_ba", spec=spec), spec, num_threads=None)
+    detect_best = {size: float("inf") for size in detectors}
+    model_best = dict(detect_best)
+    with native_stderr_silenced():
+        features = {
+            size: VideoFeatures.concat(list(d._feature_chunks(args.clip, None)))
+            for size, d in detectors.items()
+        }
+        clip_seconds = features[args.face_sizes[0]].n_steps * MediaSpec().step_seconds
+        video_seconds = n_steps * MediaSpec().step_seconds
+        for _ in range(args.repeats):  # sizes alternate within a repeat (load drift)
+            for size, detector in detectors.items():
+                start = time.perf_counter()
+                detector.detect(args.clip)
+                detect_best[size] = min(detect_best[size], time.perf_counter() - start)
+                start = time.perf_counter()
+                detector.detect_features(tiled(features[size], n_steps), video_seconds, "x")
+                model_best[size] = min(model_best[size], time.perf_counter() - start)
+    print("\n| face crop | whole detect of the clip, RTF | model + decoding, s per video-minute |")
+    print("|---|---|---|")
+    for size in detectors:
+        print(
+            f"| {size} px | {detect_best[size] / clip_seconds:.3f} "
+            f"| {model_best[size] / video_seconds * 60:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -130,3 +130,17 @@ def test_two_spawned_workers(corpus, tmp_path, capsys):
     )
     assert status == 1 and "3 done, 0 skipped, 2 failed" in capsys.readouterr().err
     assert len(list(out.glob("*.npz"))) == 3 and not list(out.glob("*.tmp-*"))
+
+
+def test_face_size_option_sets_the_crop_and_the_cache_spec(corpus, tmp_path, capsys):
+    out = tmp_path / "cache112"
+    clip = str(corpus / "good" / "a.mp4")
+    assert main(["preprocess", clip, "--out", str(out), "--face-size", "112", "--quiet"]) == 0
+    reader = CacheReader(out / "a.npz")
+    assert reader.spec.face_size == 112 and reader.spec.mouth_size == 48
+    features = reader.read()
+    assert features.face.shape[1:] == (112, 112, 3) and features.face_mask.any()
+    # The same video at the default size is a different cache: rebuilt, not skipped.
+    assert main(["preprocess", clip, "--out", str(out), "--quiet"]) == 0
+    assert "1 done" in capsys.readouterr().err
+    assert CacheReader(out / "a.npz").spec.face_size == 64

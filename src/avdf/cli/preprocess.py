@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(EXPERTS),
         help="expert streams to store too (added to up-to-date caches that lack them)",
     )
+    parser.add_argument(
+        "--face-size",
+        type=int,
+        default=64,
+        metavar="PX",
+        help="side of the aligned face crop; must match the config's media.face_size (default 64)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")  # fmt: skip
 
 
@@ -150,6 +157,7 @@ def _process(
     chunk_steps: int,
     force: bool,
     experts: tuple[str, ...] = (),
+    face_size: int = 64,
 ) -> Outcome:
     """Preprocess one video (runs in a worker process; reuses its face tracker)."""
     global _worker_tracker
@@ -159,10 +167,10 @@ def _process(
     from avdf.preprocess.pipeline import cache_video, default_tracker
     from avdf.timebase import MediaSpec
 
-    spec = MediaSpec()
+    spec = MediaSpec(face_size=face_size)
     try:
         with native_stderr_silenced():
-            if _worker_tracker is None:
+            if _worker_tracker is None or _worker_tracker.spec != spec:
                 _worker_tracker = default_tracker(spec)
             result = cache_video(
                 job.path,
@@ -184,7 +192,14 @@ def _process(
 
 
 def _run_all(jobs: list[Job], args: argparse.Namespace) -> Iterator[Outcome]:
-    task = (str(args.out), args.max_side, args.chunk_steps, args.force, tuple(args.experts))
+    task = (
+        str(args.out),
+        args.max_side,
+        args.chunk_steps,
+        args.force,
+        tuple(args.experts),
+        args.face_size,
+    )
     if args.workers <= 1:
         for job in jobs:
             yield _process(job, *task)
