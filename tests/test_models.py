@@ -471,3 +471,23 @@ def test_checkpoints_record_experts_and_older_ones_load_without(tmp_path) -> Non
     del raw["model_kwargs"]["experts"]
     torch.save(raw, path)
     assert load_checkpoint(path)[0].experts == ()
+
+
+def test_residual_face_block_sees_texture_that_colour_means_hide() -> None:
+    """face_3d_residual adds the crop minus its blur: fine noise with the same local means
+    (what separates a rendered face from a camera one) moves its first layer's input, and a
+    flat crop gives a zero residual."""
+    torch.manual_seed(0)
+    block = create_block("face_3d_residual", SPEC, out_dim=8, width=4).eval()
+    flat = torch.full((1, 3, SPEC.face_size, SPEC.face_size), 0.5)
+    channels = block.input_channels(flat)
+    assert channels.shape[1] == 6
+    torch.testing.assert_close(channels[:, 3:], torch.zeros_like(channels[:, 3:]))
+    checker = (torch.arange(SPEC.face_size)[:, None] + torch.arange(SPEC.face_size)) % 2
+    noisy = flat + 0.02 * (2 * checker - 1)  # +-5 grey levels around the same mean
+    assert block.input_channels(noisy)[:, 3:].abs().mean() > 0.05
+    x = torch.rand(2, 4, 3, SPEC.face_size, SPEC.face_size)
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    valid[1, 3] = False
+    out = block(x, valid)
+    assert out.shape == (2, 4, 8) and torch.equal(out[1, 3], torch.zeros(8))
