@@ -118,35 +118,42 @@ def main() -> None:
 
 
 def compare_face_sizes(args: argparse.Namespace, n_steps: int) -> None:
-    """The default model at each face crop size: whole detect and model-only cost."""
+    """The default model at each face crop size (and with the residual face block at the
+    largest): whole detect and model-only cost, configurations alternating within a repeat."""
+    variants = [(f"{size} px", size, {}) for size in args.face_sizes]
+    variants.append(
+        (f"{max(args.face_sizes)} px, face_3d_residual", max(args.face_sizes),
+         {"face_block": "face_3d_residual"})
+    )  # fmt: skip
     detectors = {}
-    for size in args.face_sizes:
+    for name, size, kwargs in variants:
         spec = MediaSpec(face_size=size)
         torch.manual_seed(0)
-        detectors[size] = Detector(create_model("mmms_ba", spec=spec), spec, num_threads=None)
-    detect_best = {size: float("inf") for size in detectors}
+        model = create_model("mmms_ba", spec=spec, **kwargs)
+        detectors[name] = Detector(model, spec, num_threads=None)
+    detect_best = {name: float("inf") for name in detectors}
     model_best = dict(detect_best)
+    step = MediaSpec().step_seconds
+    video_seconds = n_steps * step
     with native_stderr_silenced():
         features = {
-            size: VideoFeatures.concat(list(d._feature_chunks(args.clip, None)))
-            for size, d in detectors.items()
+            name: VideoFeatures.concat(list(d._feature_chunks(args.clip, None)))
+            for name, d in detectors.items()
         }
-        clip_seconds = features[args.face_sizes[0]].n_steps * MediaSpec().step_seconds
-        video_seconds = n_steps * MediaSpec().step_seconds
-        for _ in range(args.repeats):  # sizes alternate within a repeat (load drift)
-            for size, detector in detectors.items():
+        for _ in range(args.repeats):
+            for name, detector in detectors.items():
                 start = time.perf_counter()
                 detector.detect(args.clip)
-                detect_best[size] = min(detect_best[size], time.perf_counter() - start)
+                detect_best[name] = min(detect_best[name], time.perf_counter() - start)
                 start = time.perf_counter()
-                detector.detect_features(tiled(features[size], n_steps), video_seconds, "x")
-                model_best[size] = min(model_best[size], time.perf_counter() - start)
+                detector.detect_features(tiled(features[name], n_steps), video_seconds, "x")
+                model_best[name] = min(model_best[name], time.perf_counter() - start)
     print("\n| face crop | whole detect of the clip, RTF | model + decoding, s per video-minute |")
     print("|---|---|---|")
-    for size in detectors:
+    for name, chunk in features.items():
         print(
-            f"| {size} px | {detect_best[size] / clip_seconds:.3f} "
-            f"| {model_best[size] / video_seconds * 60:.3f} |"
+            f"| {name} | {detect_best[name] / (chunk.n_steps * step):.3f} "
+            f"| {model_best[name] / video_seconds * 60:.3f} |"
         )
 
 
