@@ -6,8 +6,9 @@ features exactly as ``avdf detect`` does after preprocessing (windows, model, st
 decoding). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
 default model gives the denominator: each part's extra cost as a share of detect time.
 
-A second table compares face crop sizes (the default model at ``--face-sizes``): whole
-detect of the clip (cropping included) and the model's share, in the same run.
+A second table compares face crop sizes (the default model at ``--face-sizes``, and the
+``face_3d_residual`` face block at the largest): whole detect of the clip (cropping
+included) and the model alone, in the same run.
 
     python benchmarks/model_parts.py [--minutes 1] [--repeats 3] [--threads 1]
         [--face-sizes 64 112]
@@ -136,10 +137,13 @@ def compare_face_sizes(args: argparse.Namespace, n_steps: int) -> None:
     step = MediaSpec().step_seconds
     video_seconds = n_steps * step
     with native_stderr_silenced():
-        features = {
-            name: VideoFeatures.concat(list(d._feature_chunks(args.clip, None)))
-            for name, d in detectors.items()
-        }
+        # One feature extraction per crop size (variants of one size share it).
+        by_size: dict[int, VideoFeatures] = {}
+        for name, size, _ in variants:
+            if size not in by_size:
+                chunks = detectors[name]._feature_chunks(args.clip, None)
+                by_size[size] = VideoFeatures.concat(list(chunks))
+        features = {name: by_size[size] for name, size, _ in variants}
         for _ in range(args.repeats):
             for name, detector in detectors.items():
                 start = time.perf_counter()
