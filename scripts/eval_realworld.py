@@ -6,7 +6,8 @@ Usage: python scripts/eval_realworld.py FOLDER --cache DIR [--checkpoint CKPT]
 
 FOLDER holds a ``labels.tsv`` (``avdf.datasets.realworld``), e.g. ``../shared/realworld-dev``
 (measuring only: nothing here fits anything, the threshold is not even used) or a re-encoded
-copy. Features are cached per video in ``--cache`` with the checkpoint's MediaSpec (the files
+copy; or it is a JSONL manifest, whose real-world ``test`` split is scored (the generators
+that ``make_realworld_manifest.py --hold-out`` kept out of training). Features are cached per video in ``--cache`` with the checkpoint's MediaSpec (the files
 ``avdf preprocess`` writes; missing or stale ones are made first), so a rerun or another
 checkpoint with the same spec only runs the model. Scores are ``avdf evaluate``'s
 (``evaluation.dataset.predict_samples``: the Detector over the cached steps).
@@ -33,11 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's
 import reencode_corpus  # noqa: E402
 
 from avdf.datasets import load_dataset  # noqa: E402
-from avdf.errors import AvdfError, one_line  # noqa: E402
+from avdf.errors import AvdfError, InputError, one_line  # noqa: E402
 from avdf.metrics.detection import roc_auc  # noqa: E402
-from avdf.types import Sample  # noqa: E402
+from avdf.types import Sample, read_manifest  # noqa: E402
 
 DEFAULT_ROBUST_DIR = Path("data/realworld/robustness")
+
+
+def load_samples(path: Path) -> list[Sample]:
+    """A labelled folder's clips, or a JSONL manifest's held-out real-world clips."""
+    if path.suffix == ".jsonl":
+        samples = [
+            s for s in read_manifest(str(path)) if s.split == "test" and s.dataset == "realworld"
+        ]
+        if not samples:
+            raise InputError(path, "no real-world clips in its test split (see --hold-out)")
+        return samples
+    return load_dataset("realworld", path, split_by="none")
 
 
 def fill_cache(detector, samples: Sequence[Sample], cache: Path) -> list[str]:  # noqa: ANN001
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from avdf.inference.detector import Detector
 
     try:
-        samples = load_dataset("realworld", args.folder, split_by="none")
+        samples = load_samples(args.folder)
         detector = Detector.from_checkpoint(args.checkpoint)
         scores, failed = score(detector, samples, args.cache)
     except (AvdfError, OSError) as e:

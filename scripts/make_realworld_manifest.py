@@ -1,7 +1,8 @@
 """One training manifest: the synthetic corpus's train/dev beside realworld-train's (re-encoded).
 
 Usage: python scripts/make_realworld_manifest.py OUT.jsonl --realworld DIR
-           [--synth DIR | --synth-manifest FOLD.jsonl] [--synth-limit N] [--force]
+           [--synth DIR | --synth-manifest FOLD.jsonl] [--synth-limit N] [--hold-out K/G]
+           [--force]
 
 - ``--realworld DIR``: a labelled folder (``avdf.datasets.realworld``), normally the output of
   ``scripts/reencode_corpus.py`` over ``../shared/realworld-train``. Its ``train`` / ``dev``
@@ -13,6 +14,11 @@ Usage: python scripts/make_realworld_manifest.py OUT.jsonl --realworld DIR
   are kept, ``test`` is left out. Or ``--synth-manifest``: a source-disjoint fold
   (``scripts/make_folds.py``), whose train / dev rows are kept. ``--synth-limit N`` keeps the
   first N videos of each synthetic split (smoke runs).
+- ``--hold-out K/G``: leave generators out. The real-world clips' fake families are dealt into
+  G groups (``realworld.logo_folds(samples, n_groups=G)``); group K's fakes and its share of the
+  reals (one re-encoded copy each) become the manifest's ``test`` split and are in neither
+  train nor dev. Train on it, then score that split (``scripts/eval_realworld.py OUT.jsonl``);
+  the G runs' pooled scores give a leave-generators-out AUC on realworld-train.
 
 ``realworld-dev`` must never be given here: it is for measuring only. The manifest is written
 atomically; an existing one is kept unless ``--force``. Prints the counts per split and part.
@@ -24,14 +30,17 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from avdf.atomic import atomic_path
 from avdf.datasets import load_dataset
+from avdf.datasets.realworld import logo_folds
 from avdf.errors import AvdfError, InputError
 from avdf.types import Sample, read_manifest, write_manifest
 
 SPLITS: tuple[str, ...] = ("train", "dev")
+HELD_OUT = "test"
 MEASURING_ONLY = "realworld-dev"
 
 
@@ -56,6 +65,22 @@ def balance(samples: Sequence[Sample]) -> list[Sample]:
     return [s for s in samples if s.id in kept]
 
 
+def hold_out(samples: Sequence[Sample], spec: str | None) -> tuple[list[Sample], list[Sample]]:
+    """(kept, held out) for ``--hold-out K/G``: the held-out clips, one copy per real, in the
+    ``test`` split; every copy of a held-out real is dropped from the kept ones."""
+    if spec is None:
+        return list(samples), []
+    k_text, _, g_text = spec.partition("/")
+    if not (k_text.isdigit() and g_text.isdigit() and int(k_text) < int(g_text)):
+        raise ValueError(f"--hold-out: expected K/G with 0 <= K < G, got {spec!r}")
+    fold = logo_folds(samples, n_groups=int(g_text))[int(k_text)]
+    held = {s.id for s in fold.test}
+    kept = [s for s in samples if s.id not in held]
+    test = [replace(s, split=HELD_OUT) for s in fold.test if copy_index(s) == 0]
+    print(f"held out: {fold.family}")
+    return kept, test
+
+
 def synthetic_part(synth: Path | None, fold: Path | None, limit: int | None) -> list[Sample]:
     if synth is None and fold is None:
         return []
@@ -77,14 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--synth", type=Path, default=None)
     group.add_argument("--synth-manifest", type=Path, default=None)
     parser.add_argument("--synth-limit", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--hold-out", metavar="K/G", default=None, help="test split: generator group K of G"
+    )
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:
         if MEASURING_ONLY in args.realworld.resolve().parts:
             raise InputError(args.realworld, "realworld-dev is for measuring only, never training")
-        real_world = []
-        for split in SPLITS:
-            real_world += balance(load_dataset("realworld", args.realworld, split=split))
+        real_world, held_out = hold_out(load_dataset("realworld", args.realworld), args.hold_out)
+        real_world = [
+            s for split in SPLITS for s in balance([r for r in real_world if r.split == split])
+        ]
+        real_world += held_out
         synthetic = synthetic_part(args.synth, args.synth_manifest, args.synth_limit)
         samples = synthetic + real_world
         ids = Counter(s.id for s in samples)
@@ -98,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("| split | part | fake | real |")
     print("|---|---|---|---|")
-    for split in SPLITS:
+    for split in (*SPLITS, HELD_OUT):
         for part, group_samples in (("synthetic", synthetic), ("real-world", real_world)):
             chosen = [s for s in group_samples if s.split == split]
             n_fake = sum(s.label == 1 for s in chosen)

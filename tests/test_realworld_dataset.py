@@ -130,6 +130,21 @@ def test_logo_folds_partition_the_clips(corpus: Path) -> None:
         rw.logo_folds([s for s in samples if s.label == 0])
 
 
+
+def test_grouped_folds_hold_whole_families_out(corpus: Path) -> None:
+    samples = load_dataset("realworld", corpus)
+    folds = rw.logo_folds(samples, n_groups=2)
+    assert [f.families for f in folds] == [("FLOAT", "ReSyncer"), ("Hallo",)]
+    tested = [s.id for f in folds for s in f.test]
+    assert sorted(tested) == sorted(s.id for s in samples)
+    for fold in folds:
+        assert {s.extra["family"] for s in fold.test if s.label} == set(fold.families)
+        assert not {s.extra["family"] for s in fold.train if s.label} & set(fold.families)
+        assert any(s.label == 0 for s in fold.test) and any(s.label == 0 for s in fold.train)
+    assert rw.logo_folds(samples, n_groups=3) == rw.logo_folds(samples)
+    with pytest.raises(ValueError, match="n_groups"):
+        rw.logo_folds(samples, n_groups=4)
+
 def _rows(root: Path) -> list[list[str]]:
     lines = (root / rw.LABELS_FILE).read_text(encoding="utf-8").splitlines()[1:]
     return [line.split("\t") for line in lines]

@@ -303,6 +303,52 @@ def test_manifest_balances_the_real_world_part_and_keeps_synth_train_dev(
     assert config.data.manifest and config.data.val_split == "dev"
 
 
+def test_hold_out_manifests_partition_generators_and_pool_into_one_auc(
+    reencoded: Path, tmp_path: Path
+) -> None:
+    from avdf.types import read_manifest
+
+    files, held = [], []
+    for k in range(2):
+        out = tmp_path / f"hold{k}.jsonl"
+        result = run(
+            "make_realworld_manifest.py",
+            str(out),
+            "--realworld",
+            str(reencoded),
+            "--hold-out",
+            f"{k}/2",
+        )
+        assert result.returncode == 0, result.stderr
+        samples = read_manifest(str(out))
+        test = [s for s in samples if s.split == "test"]
+        trained = [s for s in samples if s.split != "test"]
+        # Families FLOAT, Loopy, Wav2Lip dealt into 2 groups; one real source per group, once.
+        assert {s.id for s in test if s.label == 1} == [{"a", "b"}, {"c"}][k]
+        assert len([s for s in test if s.label == 0]) == 1
+        sources = {s.id.split("~")[0] for s in test}
+        assert not sources & {s.id.split("~")[0] for s in trained}
+        assert any(s.label == 1 for s in trained) and any(s.label == 0 for s in trained)
+        held += [s.id for s in test]
+        # Fold 0 ranks its fakes above its real; fold 1 ranks its fake below its real.
+        scores = {s.id: (0.9 if s.label else 0.2) if k == 0 else (0.3 if s.label else 0.6)
+                  for s in test}  # fmt: skip
+        file = tmp_path / f"hold{k}.json"
+        file.write_text(json.dumps({"folder": str(out), "fakes": 0, "auc": None,
+                                    "per_kind": [], "per_generator": [], "scores": scores}))  # fmt: skip
+        files.append(str(file))
+    assert sorted(held) == ["a", "b", "c", "d", "e"]  # every clip tested once, by one copy
+    result = run("realworld_table.py", "logo=" + ",".join(files), "--pool")
+    assert result.returncode == 0, result.stderr
+    # Pooled: fakes .9 .9 .3 against reals .2 .6 -> 5 of 6 pairs right (only .3 < .6); each
+    # fold alone would be 1.0 and 0.0.
+    assert "| all clips | 3 | 0.83 ± 0.00 |" in result.stdout
+    assert "| generator: Loopy | 1 | 0.50 ± 0.00 |" in result.stdout
+    bad = run("make_realworld_manifest.py", str(tmp_path / "x.jsonl"), "--realworld",
+              str(reencoded), "--hold-out", "2/2")  # fmt: skip
+    assert bad.returncode == 1 and "--hold-out" in bad.stderr
+
+
 def test_manifest_refuses_the_measuring_set(tmp_path: Path) -> None:
     measuring = tmp_path / "realworld-dev"
     measuring.mkdir()

@@ -23,9 +23,9 @@ the right choice for a measuring-only set such as ``realworld-dev``):
 - ``train``: everything else.
 
 :func:`logo_folds` gives leave-one-generator-out folds: each fold tests one generator family's
-fakes against a deterministic share of the reals and trains on everything else, so pooling
-the folds' test scores scores every clip exactly once with a model that never saw its
-generator.
+fakes (or, with ``n_groups``, a group of families) against a deterministic share of the reals
+and trains on everything else, so pooling the folds' test scores scores every clip exactly
+once with a model that never saw its generator.
 """
 
 from __future__ import annotations
@@ -227,32 +227,43 @@ def _assign_splits(samples: list[Sample]) -> list[Sample]:
 
 @dataclass(frozen=True)
 class Fold:
-    """One leave-one-generator-out fold: ``family``'s fakes and a share of the reals are
-    ``test``; every other clip is ``train``."""
+    """One leave-generator-out fold: the fakes of ``family`` (one family, or several joined
+    by ``" + "``) and a share of the reals are ``test``; every other clip is ``train``."""
 
     family: str
     train: tuple[Sample, ...]
     test: tuple[Sample, ...]
 
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(self.family.split(" + "))
 
-def logo_folds(samples: Sequence[Sample]) -> list[Fold]:
+
+def logo_folds(samples: Sequence[Sample], n_groups: int | None = None) -> list[Fold]:
     """Leave-one-generator-out folds over the labelled ``samples``, one per fake family
-    (sorted by name). Reals are dealt to the folds by :func:`real_rank`, so each real clip is
-    in exactly one test fold and the folds' test sets partition the samples."""
+    (sorted by name); with ``n_groups``, the sorted families are dealt round-robin into that
+    many groups and each fold holds one group out (fewer training runs for the same
+    "never saw this generator" guarantee). Reals are dealt to the folds by
+    :func:`real_rank`, so each real clip is in exactly one test fold and the folds' test sets
+    partition the samples."""
     labelled = [s for s in samples if s.label is not None]
     families = sorted({str(s.extra["family"]) for s in labelled if s.label == 1})
     if not families:
         raise ValueError("leave-one-generator-out folds need at least one fake clip")
-    share = _real_shares([s for s in labelled if s.label == 0], len(families))
+    n = len(families) if n_groups is None else n_groups
+    if not 1 <= n <= len(families):
+        raise ValueError(f"n_groups must be 1..{len(families)} (one per family at most), got {n}")
+    groups = [families[i::n] for i in range(n)]
+    share = _real_shares([s for s in labelled if s.label == 0], n)
     folds = []
-    for i, family in enumerate(families):
+    for i, group in enumerate(groups):
 
-        def in_test(s: Sample, i: int = i, family: str = family) -> bool:
-            return s.extra["family"] == family if s.label == 1 else share[s.id] == i
+        def in_test(s: Sample, i: int = i, group: list[str] = group) -> bool:
+            return s.extra["family"] in group if s.label == 1 else share[s.id] == i
 
         folds.append(
             Fold(
-                family,
+                " + ".join(group),
                 tuple(s for s in labelled if not in_test(s)),
                 tuple(s for s in labelled if in_test(s)),
             )
