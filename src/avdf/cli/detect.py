@@ -263,37 +263,139 @@ def _skip(
         done.append((job, verdict.prediction()))
 
 
+def _jobs_and_decoding(args: argparse.Namespace) -> tuple[list[Job], str, Any]:
+    """This shard's jobs, its summary file name and the decoding settings; raises AvdfError
+    (bad input, an existing challenge file) or ValueError (a bad option value)."""
+    from avdf.errors import OutputExistsError
+    from avdf.inference.decode import DecodeConfig
+
+    shard_index, shard_count = parse_shard(args.shard)
+    jobs = (
+        collect_jobs([str(v) for v in args.videos])
+        if args.videos
+        else [Job("sample", str(_sample_clip()))]
+    )
+    for target in (args.challenge_json, args.challenge_txt):
+        if target is not None and target.exists() and not args.force:
+            raise OutputExistsError(target)
+    overrides = {
+        k: v for k, v in (("pre_threshold", args.threshold), ("top_k", args.top_k)) if v is not None
+    }
+    if args.segment_threshold is not None and not 0 <= args.segment_threshold <= 1:
+        raise ValueError(f"--segment-threshold must be in [0, 1], got {args.segment_threshold}")
+    summary_name = (
+        "summary.csv" if shard_count == 1 else f"summary-{shard_index}-of-{shard_count}.csv"
+    )
+    return jobs[shard_index::shard_count], summary_name, DecodeConfig(**overrides)
+
+
+class _Reporter:
+    """Runs the detector on one job at a time and writes its missing reports."""
+
+    def __init__(self, args: argparse.Namespace, detector: Any, batch: _Batch) -> None:
+        from avdf.reports.writers import WRITERS
+
+        formats = FORMATS if args.format == "all" else (args.format,)
+        self.args = args
+        self.detector = detector
+        self.batch = batch
+        self.writers = {name: WRITERS[name]() for name in formats}
+        self.want_challenge = bool(args.challenge_json or args.challenge_txt)
+        self.done: list[tuple[Job, Any]] = []  # (job, Prediction) for the challenge files
+        self.seen: dict[str, Job] = {}  # report stem -> job, to refuse two videos per name
+        self.grabber: Any = None  # thumbnails for HTML reports, made on first need
+
+    def process(self, job: Job) -> Any:
+        """The job's verdict once its reports are written; None if they all existed."""
+        from avdf.errors import AvdfError
+        from avdf.reports.writers import report_stem, write_text_atomic
+
+        args, out = self.args, self.args.output_dir
+        stem = report_stem(job.video_id)
+        if stem in self.seen:
+            raise AvdfError(f"{job.path}: same report name as {self.seen[stem].path} in this batch")
+        self.seen[stem] = job
+        targets = (
+            {}
+            if out is None
+            else {n: w.path_for(out, job.video_id) for n, w in self.writers.items()}
+        )
+        missing = {n: t for n, t in targets.items() if args.force or not t.exists()}
+        if targets and not missing:
+            _skip(job, targets.get("json"), self.batch, self.done, self.want_challenge)
+            return None
+        with native_stderr_silenced(not args.verbose):
+            prediction, steps = self.detector.detect_with_steps(job.path, job.video_id)
+        verdict, curves = _verdict(prediction, steps, self.detector.calibration)
+        stills: list[Any] = []
+        if "html" in missing:
+            if self.grabber is None:
+                from avdf.inference.thumbnails import ThumbnailGrabber
+
+                self.grabber = ThumbnailGrabber(self.detector.spec)
+            stills = _stills(self.grabber, job, verdict, curves, args.verbose)
+        # Render everything first, then write; the JSON last: the summary reads it back.
+        texts = {n: self.writers[n].render(verdict, curves, stills) for n in missing}
+        for name in sorted(texts, key=lambda n: n == "json"):
+            write_text_atomic(missing[name], texts[name], force=args.force)
+        self.done.append((job, prediction))
+        return verdict
+
+    def report_path(self, job: Job) -> Path | None:
+        out = self.args.output_dir
+        return (
+            None
+            if out is None or "json" not in self.writers
+            else (self.writers["json"].path_for(out, job.video_id))
+        )
+
+    def close(self) -> None:
+        if self.grabber is not None:
+            self.grabber.close()
+
+
+def _finish(args: argparse.Namespace, reporter: _Reporter) -> int:
+    """Final summary, challenge files and the closing line; the number of failures."""
+    from avdf.errors import AvdfError
+
+    batch = reporter.batch
+    failed = batch.counts["failed"]
+    try:
+        batch.write(final=True)
+    except (AvdfError, OSError) as error:
+        failed += 1
+        print(one_line(batch.summary_path, error), file=sys.stderr)
+    if reporter.want_challenge:
+        try:
+            _write_challenge(args, reporter.done)
+        except (AvdfError, OSError, ValueError) as error:
+            failed += 1
+            print(one_line(args.challenge_json or args.challenge_txt, error), file=sys.stderr)
+    if args.output_dir is not None:
+        c = batch.counts
+        skipped = (
+            f", {c['skipped']} skipped (reports exist; --force redoes)" if c["skipped"] else ""
+        )
+        print(
+            f"detect: {c['done']} done{skipped}, {c['failed']} failed; summary: {batch.summary_path}",
+            file=sys.stderr,
+        )
+    return failed
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from avdf.errors import AvdfError, OutputExistsError
-    from avdf.inference.decode import DecodeConfig
+    from avdf.errors import AvdfError
 
     try:
-        shard_index, shard_count = parse_shard(args.shard)
-        jobs = (
-            collect_jobs([str(v) for v in args.videos])
-            if args.videos
-            else [Job("sample", str(_sample_clip()))]
-        )
-        jobs = jobs[shard_index::shard_count]
-        for target in (args.challenge_json, args.challenge_txt):
-            if target is not None and target.exists() and not args.force:
-                raise OutputExistsError(target)
-        overrides = {
-            k: v
-            for k, v in (("pre_threshold", args.threshold), ("top_k", args.top_k))
-            if v is not None
-        }
-        decode = DecodeConfig(**overrides)
-        if args.segment_threshold is not None and not 0 <= args.segment_threshold <= 1:
-            raise ValueError(f"--segment-threshold must be in [0, 1], got {args.segment_threshold}")
+        jobs, summary_name, decode = _jobs_and_decoding(args)
     except (AvdfError, ValueError) as error:
         print(f"avdf detect: {error}", file=sys.stderr)
         return 1 if isinstance(error, AvdfError) else 2
 
     from avdf.inference.detector import Detector
-    from avdf.reports.writers import WRITERS, report_stem, summary_row, write_text_atomic
+    from avdf.reports.writers import summary_row
 
     try:
         detector = Detector.from_checkpoint(
@@ -310,50 +412,15 @@ def run(args: argparse.Namespace) -> int:
             detector.calibration, segment_threshold=args.segment_threshold
         )
 
-    formats = FORMATS if args.format == "all" else (args.format,)
-    writers = {name: WRITERS[name]() for name in formats}
     out = args.output_dir
-    summary_name = (
-        "summary.csv" if shard_count == 1 else f"summary-{shard_index}-of-{shard_count}.csv"
-    )
     batch = _Batch(None if out is None else out / summary_name)
-    if out is not None:
-        batch.load()
+    batch.load()
+    reporter = _Reporter(args, detector, batch)
     human = sys.stdout if out is not None else sys.stderr  # without -o stdout is the JSON
-    want_challenge = bool(args.challenge_json or args.challenge_txt)
-    grabber = None
-    done: list[tuple[Job, Any]] = []
-    seen: dict[str, Job] = {}
     progress = tqdm(jobs, desc="detect", unit="video", file=sys.stderr, disable=len(jobs) < 2)
     for job in progress:
         try:
-            stem = report_stem(job.video_id)
-            if stem in seen:
-                raise AvdfError(f"{job.path}: same report name as {seen[stem].path} in this batch")
-            seen[stem] = job
-            targets = (
-                {}
-                if out is None
-                else {n: w.path_for(out, job.video_id) for n, w in writers.items()}
-            )
-            missing = {n: t for n, t in targets.items() if args.force or not t.exists()}
-            if targets and not missing:
-                _skip(job, targets.get("json"), batch, done, want_challenge)
-                continue
-            with native_stderr_silenced(not args.verbose):
-                prediction, steps = detector.detect_with_steps(job.path, job.video_id)
-            verdict, curves = _verdict(prediction, steps, detector.calibration)
-            stills: list[Any] = []
-            if "html" in missing:
-                if grabber is None:
-                    from avdf.inference.thumbnails import ThumbnailGrabber
-
-                    grabber = ThumbnailGrabber(detector.spec)
-                stills = _stills(grabber, job, verdict, curves, args.verbose)
-            # Render everything first, then write; the JSON last: the summary reads it back.
-            texts = {n: writers[n].render(verdict, curves, stills) for n in missing}
-            for name in sorted(texts, key=lambda n: n == "json"):
-                write_text_atomic(missing[name], texts[name], force=args.force)
+            verdict = reporter.process(job)
         except Exception as error:  # one bad file must not stop the batch
             batch.counts["failed"] += 1
             line = one_line(job.path, error)
@@ -361,36 +428,15 @@ def run(args: argparse.Namespace) -> int:
             row = summary_row(job.path, None, error=line, video_id=job.video_id)
             batch.add(job.video_id, row, write_now=True)
             continue
+        if verdict is None:
+            continue  # skipped: its reports exist
         batch.counts["done"] += 1
-        done.append((job, prediction))
         tqdm.write(summary_text(verdict), file=human)
         if out is None:
             indent = 2 if len(jobs) == 1 else None
             print(json.dumps(verdict.to_dict(), indent=indent), flush=True)
         else:
-            batch.add(job.video_id, summary_row(job.path, verdict, targets.get("json")), True)
+            batch.add(job.video_id, summary_row(job.path, verdict, reporter.report_path(job)), True)
     progress.close()
-    if grabber is not None:
-        grabber.close()
-    failed = batch.counts["failed"]
-    try:
-        batch.write(final=True)
-    except (AvdfError, OSError) as error:
-        failed += 1
-        print(one_line(batch.summary_path, error), file=sys.stderr)
-    if args.challenge_json or args.challenge_txt:
-        try:
-            _write_challenge(args, done)
-        except (AvdfError, OSError, ValueError) as error:
-            failed += 1
-            print(one_line(args.challenge_json or args.challenge_txt, error), file=sys.stderr)
-    if out is not None:
-        c = batch.counts
-        skipped = (
-            f", {c['skipped']} skipped (reports exist; --force redoes)" if c["skipped"] else ""
-        )
-        print(
-            f"detect: {c['done']} done{skipped}, {c['failed']} failed; summary: {batch.summary_path}",
-            file=sys.stderr,
-        )
-    return 1 if failed else 0
+    reporter.close()
+    return 1 if _finish(args, reporter) else 0
