@@ -163,3 +163,53 @@ def test_tune_needs_a_split_with_both_classes(
     assert main(argv) == 1
     assert "both real and fake" in capsys.readouterr().err
     assert not (tmp_path / "t.ckpt").exists()
+
+
+def _pool_item(dataset: str, label: int, steps: list[float]) -> tuple:
+    from avdf.inference.detector import StepOutputs
+    from avdf.timebase import MediaSpec
+    from avdf.types import Sample
+
+    n = len(steps)
+    fake = np.array(steps, dtype=np.float32)
+    sample = Sample(
+        f"{dataset}-{label}-{n}-{steps[0]}", dataset, "dev", "x.mp4", n / 25, label=label
+    )
+    outputs = StepOutputs(
+        spec=MediaSpec(), duration=n / 25, fake_prob=fake, audio_prob=fake, visual_prob=fake,
+        level_prob=fake[:, None], level_boundaries=np.zeros((n, 1, 2), np.float32),
+        start_prob=None, end_prob=None, window_video_prob=np.full(2, 0.2, np.float32),
+        audio_present=np.ones(n, bool), face_present=np.ones(n, bool),
+    )  # fmt: skip
+    return sample, outputs
+
+
+def test_video_pool_is_chosen_by_the_mean_auc_over_datasets() -> None:
+    from avdf.evaluation.tune import choose_video_pool, raw_video_scores
+    from avdf.inference.detector import aggregate_video_score
+
+    # 40 steps each, by hand. A short edit: one 0.9 step among 0.1s, against a real at 0.25
+    # all along. A generated face: 0.5 all along, against a real at 0.3 with one 0.9 spike.
+    short_fake, spiky_real = [0.9] + [0.1] * 39, [0.9] + [0.3] * 39
+    items = [_pool_item("lavdf", 1, short_fake), _pool_item("lavdf", 0, [0.25] * 40),
+             _pool_item("realworld", 1, [0.5] * 40), _pool_item("realworld", 0, spiky_real)]  # fmt: skip
+    # Max rule (window mean 0.2 never wins): 0.9 > 0.25 but 0.5 < 0.9. Top 10 % (4 steps):
+    # 0.3 > 0.25 and 0.5 > 0.45. Top 25 % (10): 0.18 < 0.25. Top 50 %: 0.14 < 0.25.
+    assert raw_video_scores(items, None) == pytest.approx([0.9, 0.25, 0.5, 0.9])
+    assert raw_video_scores(items, 0.1) == pytest.approx([0.3, 0.25, 0.5, 0.45])
+    assert aggregate_video_score(np.array([0.2]), np.array(short_fake), 0.25) == pytest.approx(0.18)
+    pool, rows = choose_video_pool(items)
+    assert [r["mean AUC"] for r in rows] == [0.5, 1.0, 0.5, 0.5]
+    assert rows[0]["AUC lavdf"] == 1.0 and rows[0]["AUC realworld"] == 0.0
+    assert pool == 0.1
+    # One dataset, where the max rule and the top 10 % both separate: the tie keeps the rule.
+    assert choose_video_pool(items[:2])[0] is None
+
+
+def test_calibration_pool_field_is_checked_and_round_trips() -> None:
+    tuned = Calibration(top_fraction=0.25, tuned=True)
+    assert Calibration.from_dict(tuned.to_dict()) == tuned
+    assert Calibration.from_dict({"threshold": 0.4}).top_fraction is None  # older checkpoints
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="top_fraction"):
+            Calibration(top_fraction=bad)

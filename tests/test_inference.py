@@ -317,6 +317,23 @@ def test_detect_real_clip(detector: Detector) -> None:
 
 
 @pytest.mark.slow
+def test_predict_pools_the_video_score_as_the_calibration_says(detector: Detector) -> None:
+    import copy
+
+    from avdf.inference.calibration import Calibration
+
+    _, steps = detector.detect_with_steps(CLIP)
+    pooled = copy.copy(detector)  # shares the model; only the video score's pooling differs
+    pooled.calibration = Calibration(top_fraction=0.25)
+    k = math.ceil(0.25 * steps.n_steps)
+    top_quarter = float(np.sort(steps.fake_prob)[-k:].mean())
+    assert pooled.predict(steps, "clip").score == pytest.approx(top_quarter, abs=1e-6)
+    assert detector.predict(steps, "clip").score == pytest.approx(
+        max(float(steps.window_video_prob.mean()), float(steps.fake_prob.max())), abs=1e-6
+    )
+
+
+@pytest.mark.slow
 def test_single_window_matches_direct_forward(tmp_path: Path) -> None:
     # A window longer than the clip: stitching must hand back the model's own outputs.
     detector = Detector.from_checkpoint(tiny_checkpoint(tmp_path / "w.ckpt", window_steps=128))

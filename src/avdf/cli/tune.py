@@ -7,8 +7,9 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
-dev AP@0.5 + AR@100, then temperature, shift, decision threshold and segment threshold are
-fitted. The result goes to ``--out`` (default ``<stem>-tuned.ckpt`` beside CHECKPOINT, never
+dev AP@0.5 + AR@100, then the video score's pooling is chosen (the mean over the split's
+datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
+decision threshold and segment threshold are fitted. The result goes to ``--out`` (default ``<stem>-tuned.ckpt`` beside CHECKPOINT, never
 overwritten without ``--force``); ``avdf detect`` and ``avdf evaluate`` use it by default.
 A before / after table of the dev figures is printed.
 """
@@ -86,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
             f"calibration: temperature={c.temperature:.4g} shift={c.shift:.4g} "
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"
         )
+        pools = "; ".join(
+            f"{'max rule' if r['top_fraction'] is None else 'top ' + format(r['top_fraction'], 'g')}"
+            f" {r['mean AUC']:.3f}"
+            for r in result.pools
+        )
+        chosen = "max rule" if c.top_fraction is None else f"top {c.top_fraction:g}"
+        print(f"video score pooling: {chosen} (mean dev AUC per dataset: {pools})")
         cached = f", {outputs.n_cached} from the cache" if args.cache else ""
         print(
             f"tuned on {result.n_videos} videos of {args.split}{cached}; wrote {path}",

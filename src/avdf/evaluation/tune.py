@@ -8,7 +8,9 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           parameters are kept unless a combination is strictly better (split with temporal
           labels only);
       (b) calibration of the raw video score (the detector's score before calibration):
-          temperature and shift by minimum log-loss, then the decision ``threshold`` of
+          first how it pools the video (``Calibration.top_fraction``, one of
+          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC,
+          then temperature and shift by minimum log-loss, then the decision ``threshold`` of
           best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
           step-level F1 on the step fake probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
@@ -35,10 +37,13 @@ from avdf.errors import AvdfError, OutputExistsError
 from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
-from avdf.inference.detector import Detector, StepOutputs
+from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
+# Raw video score pooling candidates: None is the untuned rule (max of the window mean and
+# the step maximum); a fraction q is the mean of the top q of the step probabilities.
+VIDEO_POOLS: tuple[float | None, ...] = (None, 0.1, 0.25, 0.5)
 TUNING_PRESET = "lavdf"  # the objective is AP@0.5 + AR@100, both in the LAV-DF preset
 _EPS = 1e-6  # raw scores are clipped to [eps, 1 - eps] before the logit (as Calibration)
 _MIN_INVERSE_TEMPERATURE = 1e-3  # a score that carries no information: T = 1000, not < 0
@@ -61,6 +66,7 @@ class TuningResult:
     after: dict[str, float]  # ... and with the tuned ones
     search: list[dict[str, Any]]  # every decoding combination tried with its objective
     n_videos: int
+    pools: list[dict[str, Any]] = field(default_factory=list)  # every video pool tried
 
     def to_dict(self) -> dict[str, Any]:
         """The ``extra["tuning"]`` record (JSON-serialisable)."""
@@ -70,6 +76,7 @@ class TuningResult:
             "before": self.before,
             "after": self.after,
             "search": self.search,
+            "video_pools": self.pools,
         }
 
 
@@ -345,6 +352,38 @@ def fit_calibration(
     )
 
 
+def raw_video_scores(
+    items: Sequence[tuple[Sample, StepOutputs]], top_fraction: float | None
+) -> np.ndarray:
+    """The detector's raw (uncalibrated) video score of each item under one pooling."""
+    return np.array(
+        [aggregate_video_score(st.window_video_prob, st.fake_prob, top_fraction) for _, st in items]
+    )
+
+
+def choose_video_pool(
+    items: Sequence[tuple[Sample, StepOutputs]], pools: Sequence[float | None] = VIDEO_POOLS
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """The pooling of best mean video AUC over the datasets of the split (``Sample.dataset``
+    with both classes; e.g. the synthetic corpus and realworld-train count once each, so a
+    few whole-video fakes are not outvoted by many short edits), and every pool's figures.
+    Ties keep the earlier pool: the untuned rule unless another is strictly better."""
+    labels = np.array([int(s.label or 0) for s, _ in items])
+    names = np.array([s.dataset for s, _ in items])
+    parts = [d for d in sorted(set(names)) if len(set(labels[names == d])) == 2]
+    rows, best, best_value = [], pools[0], -math.inf
+    for pool in pools:
+        raw = raw_video_scores(items, pool)
+        aucs = {d: roc_auc(raw[names == d], labels[names == d]) for d in parts}
+        value = float(np.mean(list(aucs.values()))) if aucs else roc_auc(raw, labels)
+        rows.append(
+            {"top_fraction": pool, "mean AUC": value, **{f"AUC {d}": a for d, a in aucs.items()}}
+        )
+        if value > best_value + 1e-12:
+            best, best_value = pool, value
+    return best, rows
+
+
 # --- the whole tuning ---------------------------------------------------------------------
 
 
@@ -363,21 +402,22 @@ def tune_outputs(
     decode, search = detector.decode_config, []
     if _has_temporal_labels(items):
         decode, search = search_decoding(detector, items, search_space)
-    # Raw video scores: the detector's score under the identity calibration.
-    raw = [p.score for p in _predictions(detector, items, decode, Calibration())]
+    pool, pools = choose_video_pool(items)
+    raw = raw_video_scores(items, pool)  # the detector's score before calibration
     step_probs, step_targets_ = step_arrays(items)
     calibration = fit_calibration(raw, labels, step_probs, step_targets_)
+    calibration = replace(calibration, top_fraction=pool)
     # Platt's smoothed targets can, on a tiny dev split, leave the plain dev log-loss above
     # that of the stored temperature and shift: then those are kept (never worse on dev).
     current = detector.calibration
-    if log_loss([current.calibrate(s) for s in raw], labels) < log_loss(
-        [calibration.calibrate(s) for s in raw], labels
-    ):
+    if current.top_fraction == pool and log_loss(
+        [current.calibrate(s) for s in raw], labels
+    ) < log_loss([calibration.calibrate(s) for s in raw], labels):
         calibration = replace(calibration, temperature=current.temperature, shift=current.shift)
         calibrated = [calibration.calibrate(s) for s in raw]
         calibration = replace(calibration, threshold=best_threshold(calibrated, labels))
     after = dev_figures(detector, items, decode, calibration)
-    return TuningResult(decode, calibration, before, after, search, len(items))
+    return TuningResult(decode, calibration, before, after, search, len(items), pools)
 
 
 def _check_both_classes(labels: Sequence[int]) -> None:

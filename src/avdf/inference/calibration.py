@@ -1,5 +1,10 @@
 """Video-score calibration and the decision rule, stored in a checkpoint by ``avdf tune``.
 
+How the raw video score pools a video's outputs is part of it (``top_fraction``, see
+:func:`avdf.inference.detector.aggregate_video_score`): ``None``, the untuned rule, suits
+short edits inside long real videos; the mean of the top fraction of step probabilities also
+suits whole-video fakes, and ``avdf tune`` picks between them on dev.
+
 The detector's raw video score ``s`` (a probability from the model) becomes a calibrated
 probability ``p = sigmoid((logit(s) - shift) / temperature)`` (Platt scaling written as a
 temperature and a shift, both fitted on a dev split). The verdict is "fake" when ``p`` is at
@@ -26,6 +31,7 @@ class Calibration:
     uncertain_band: float = 0.1  # half-width of the "uncertain" band around the threshold
     segment_threshold: float = 0.5  # on step fake probability: merged segments for people
     modality_threshold: float = 0.5  # on a segment's audio / visual evidence
+    top_fraction: float | None = None  # raw video score pooling (module docstring)
     tuned: bool = False  # True once fitted on a dev split (``avdf tune``)
 
     def __post_init__(self) -> None:
@@ -35,6 +41,8 @@ class Calibration:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.top_fraction is not None and not 0.0 < self.top_fraction <= 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1] or None, got {self.top_fraction}")
         if not 0.0 <= self.uncertain_band < 0.5:
             raise ValueError(f"uncertain_band must be in [0, 0.5), got {self.uncertain_band}")
 

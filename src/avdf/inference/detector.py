@@ -12,15 +12,19 @@ step (probabilities and boundary distances) are kept for the whole video.
 Video-level score. The model emits one video logit per *window*. Its mean over windows is
 the video head's verdict for manipulations that span the video (FakeAVCeleb-style whole
 clips), but a short fake segment inside a long real video would be diluted by the mean.
-The per-step head localises such segments, so the video score is
+The per-step head localises such segments, so the untuned video score is
 ``max(mean window video probability, max stitched step probability)``: the stitched step
 probabilities are already averaged over overlapping windows, which damps single-window
-spikes. See :func:`aggregate_video_score`.
+spikes. A single step decides that maximum, though, and a generated face is fake at every
+step: the mean of the top fraction of step probabilities weighs the whole video. The
+calibration's ``top_fraction`` (fitted by ``avdf tune``) selects the rule. See
+:func:`aggregate_video_score`.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,8 +80,15 @@ class StepOutputs:
         return {"audio": float(self.audio_present.sum()) / n, "face": face, "lips": face}
 
 
-def aggregate_video_score(window_video_prob: np.ndarray, fake_prob: np.ndarray) -> float:
-    """``max(mean window video probability, max step probability)`` (module docstring)."""
+def aggregate_video_score(
+    window_video_prob: np.ndarray, fake_prob: np.ndarray, top_fraction: float | None = None
+) -> float:
+    """``max(mean window video probability, max step probability)``, or with
+    ``top_fraction`` q the mean of the ``ceil(q * N)`` largest of the N step probabilities
+    (module docstring)."""
+    if top_fraction is not None and len(fake_prob):
+        k = max(1, math.ceil(top_fraction * len(fake_prob) - 1e-9))
+        return float(np.mean(np.partition(fake_prob, len(fake_prob) - k)[-k:]))
     window_mean = float(np.mean(window_video_prob)) if len(window_video_prob) else 0.0
     step_max = float(np.max(fake_prob)) if len(fake_prob) else 0.0
     return max(window_mean, step_max)
@@ -331,7 +342,9 @@ class Detector:
             video_id=video_id,
             duration=steps.duration,
             score=self.calibration.calibrate(
-                aggregate_video_score(steps.window_video_prob, steps.fake_prob)
+                aggregate_video_score(
+                    steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
+                )
             ),
             modality_scores=modality_scores,
             segments=segments,
