@@ -2,7 +2,7 @@
 and how much re-encoding a test video moves its score.
 
 Usage: python scripts/eval_realworld.py FOLDER --cache DIR [--checkpoint CKPT]
-           [--robustness N] [--robust-dir DIR] [--seed 0] [--json FILE]
+           [--video-pool max|Q] [--robustness N] [--robust-dir DIR] [--seed 0] [--json FILE]
 
 FOLDER holds a ``labels.tsv`` (``avdf.datasets.realworld``), e.g. ``../shared/realworld-dev``
 (measuring only: nothing here fits anything, the threshold is not even used) or a re-encoded
@@ -11,6 +11,10 @@ that ``make_realworld_manifest.py --hold-out`` kept out of training). Features a
 ``avdf preprocess`` writes; missing or stale ones are made first), so a rerun or another
 checkpoint with the same spec only runs the model. Scores are ``avdf evaluate``'s
 (``evaluation.dataset.predict_samples``: the Detector over the cached steps).
+
+``--video-pool`` overrides how the checkpoint pools a video's score (``max``: the untuned
+rule; a fraction Q: the mean of the top Q of step probabilities; see ``avdf tune``), to
+measure what the tuned pooling changes; AUCs do not depend on the rest of the calibration.
 
 Per kind and per generator: AUC of that group's fakes against *all* real clips. Robustness:
 the first N clips (``--robustness all``: every clip) are re-encoded through the training chain
@@ -25,6 +29,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--cache", type=Path, required=True, help="feature cache folder")
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled")
+    parser.add_argument(
+        "--video-pool", default=None, metavar="max|Q", help="override the video score pooling"
+    )
     parser.add_argument("--robustness", default="0", metavar="N", help="clips to re-encode")
     parser.add_argument("--robust-dir", type=Path, default=DEFAULT_ROBUST_DIR)
     parser.add_argument("--seed", type=int, default=0, help="re-encoding chain seed")
@@ -169,14 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = load_samples(args.folder)
         detector = Detector.from_checkpoint(args.checkpoint)
+        if args.video_pool is not None:
+            pool = None if args.video_pool == "max" else float(args.video_pool)
+            detector.calibration = replace(detector.calibration, top_fraction=pool)
         scores, failed = score(detector, samples, args.cache)
-    except (AvdfError, OSError) as e:
+    except (AvdfError, OSError, ValueError) as e:
         print(f"eval_realworld: {e}", file=sys.stderr)
         return 1
     n_fake = sum(s.label == 1 for s in samples)
     results: dict = {
         "folder": str(args.folder),
         "checkpoint": str(args.checkpoint or "bundled demo.ckpt"),
+        "video_pool": detector.calibration.top_fraction,
         "clips": len(samples),
         "fakes": n_fake,
         "scored": len(scores),

@@ -269,6 +269,21 @@ def test_eval_realworld_with_the_bundled_checkpoint(folder: Path, tmp_path: Path
     # Second run: every feature from the cache, same scores.
     again = run("eval_realworld.py", str(folder), "--cache", str(tmp_path / "cache"))
     assert again.returncode == 0 and f"video AUC: {numbers['auc']:.3f}" in again.stdout
+    # --video-pool 1: each clip's raw score is its mean step probability, then calibrated.
+    pooled = tmp_path / "pooled.json"
+    args = [str(folder), "--cache", str(tmp_path / "cache"), "--video-pool", "1"]
+    assert run("eval_realworld.py", *args, "--json", str(pooled)).returncode == 0
+    from avdf.evaluation.dataset import iter_sample_steps
+    from avdf.inference.detector import Detector
+
+    detector = Detector.from_checkpoint(None)
+    samples = load_dataset("realworld", folder, split_by="none")
+    scores = json.loads(pooled.read_text())["scores"]
+    for sample, steps, _ in iter_sample_steps(detector, samples, tmp_path / "cache"):
+        expected = detector.calibration.calibrate(float(steps.fake_prob.mean()))
+        assert scores[sample.id] == pytest.approx(expected, abs=1e-6)
+    bad = run("eval_realworld.py", *args[:-1], "most")
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_manifest_balances_the_real_world_part_and_keeps_synth_train_dev(
