@@ -9,8 +9,9 @@ The model runs once per dev video (from ``--cache`` where a complete cache exist
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
 dev AP@0.5 + AR@100, then the video score's pooling is chosen (the mean over the split's
 datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
-decision threshold and segment threshold are fitted. The result goes to ``--out`` (default ``<stem>-tuned.ckpt`` beside CHECKPOINT, never
-overwritten without ``--force``); ``avdf detect`` and ``avdf evaluate`` use it by default.
+decision threshold and segment threshold are fitted. The result goes to ``--out`` (default
+``<stem>-tuned.ckpt`` beside CHECKPOINT, never overwritten without ``--force``); ``avdf
+detect`` and ``avdf evaluate`` use it by default.
 A before / after table of the dev figures is printed.
 """
 
