@@ -7,9 +7,10 @@ Usage: python scripts/eval_realworld.py FOLDER --cache DIR [--checkpoint CKPT]
 FOLDER holds a ``labels.tsv`` (``avdf.datasets.realworld``), e.g. ``../shared/realworld-dev``
 (measuring only: nothing here fits anything, the threshold is not even used) or a re-encoded
 copy; or it is a JSONL manifest, whose real-world ``test`` split is scored (the generators
-that ``make_realworld_manifest.py --hold-out`` kept out of training). Features are cached per video in ``--cache`` with the checkpoint's MediaSpec (the files
-``avdf preprocess`` writes; missing or stale ones are made first), so a rerun or another
-checkpoint with the same spec only runs the model. Scores are ``avdf evaluate``'s
+that ``make_realworld_manifest.py --hold-out`` kept out of training). Features are cached per
+video in ``--cache`` with the checkpoint's MediaSpec (the files ``avdf preprocess`` writes;
+missing or stale ones are made first), so a rerun or another checkpoint with the same spec
+only runs the model. Scores are ``avdf evaluate``'s
 (``evaluation.dataset.predict_samples``: the Detector over the cached steps).
 
 ``--video-pool`` overrides how the checkpoint pools a video's score (``max``: the untuned

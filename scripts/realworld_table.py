@@ -44,6 +44,11 @@ def main() -> None:
     fakes: dict[str, int] = {}
     for group in args.groups:
         name, _, files = group.partition("=")
+        if args.pool:
+            pooled, counts = pooled_rows(files.split(","))
+            columns[f"{name} (pooled over {len(files.split(','))} folds)"] = pooled
+            fakes.update(counts)
+            continue
         rows: dict[str, list[float]] = defaultdict(list)
         for file in files.split(","):
             run = json.loads(Path(file).read_text())
@@ -54,11 +59,6 @@ def main() -> None:
                     label = f"{key}: {entry[key]}"
                     rows[label].append(entry["auc"])
                     fakes[label] = entry["fakes"]
-        if args.pool:
-            pooled, counts = pooled_rows(files.split(","))
-            columns[f"{name} (pooled over {len(files.split(','))} folds)"] = pooled
-            fakes.update(counts)
-            continue
         columns[f"{name} ({len(files.split(','))} runs)"] = rows
         if args.ensemble:
             columns[f"{name}, ensemble"] = ensemble_rows(files.split(","))
@@ -80,7 +80,7 @@ def ensemble_rows(files: list[str]) -> dict[str, list[float]]:
     samples = eval_realworld.load_samples(Path(folders.pop()))
     common = set.intersection(*(set(run["scores"]) for run in runs))
     scores = {i: float(np.mean([run["scores"][i] for run in runs])) for i in common}
-    return auc_rows(samples, scores)
+    return auc_rows(samples, scores)[0]
 
 
 def pooled_rows(files: list[str]) -> tuple[dict[str, list[float]], dict[str, int]]:
@@ -93,19 +93,20 @@ def pooled_rows(files: list[str]) -> tuple[dict[str, list[float]], dict[str, int
         if set(scores) & set(run["scores"]):
             raise SystemExit(f"realworld_table: {file}: a clip is scored by two folds")
         scores.update(run["scores"])
+    return auc_rows(samples, scores)
+
+
+def auc_rows(
+    samples: list, scores: dict[str, float]
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """The AUC rows (overall, per kind, per generator) and the number of fakes behind each."""
+    rows: dict[str, list[float]] = {"all clips": [eval_realworld.auc_or_none(samples, scores)]}
     counts = {"all clips": sum(s.label == 1 for s in samples)}
     for key in ("kind", "generator"):
         for entry in eval_realworld.group_table(samples, scores, key):
-            counts[f"{key}: {entry[key]}"] = entry["fakes"]
-    return auc_rows(samples, scores), counts
-
-
-def auc_rows(samples: list, scores: dict[str, float]) -> dict[str, list[float]]:
-    rows: dict[str, list[float]] = {"all clips": [eval_realworld.auc_or_none(samples, scores)]}
-    for key in ("kind", "generator"):
-        for entry in eval_realworld.group_table(samples, scores, key):
             rows[f"{key}: {entry[key]}"] = [entry["auc"]]
-    return rows
+            counts[f"{key}: {entry[key]}"] = entry["fakes"]
+    return rows, counts
 
 
 def _order(label: str) -> tuple[int, str]:

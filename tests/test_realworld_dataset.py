@@ -130,7 +130,6 @@ def test_logo_folds_partition_the_clips(corpus: Path) -> None:
         rw.logo_folds([s for s in samples if s.label == 0])
 
 
-
 def test_grouped_folds_hold_whole_families_out(corpus: Path) -> None:
     samples = load_dataset("realworld", corpus)
     folds = rw.logo_folds(samples, n_groups=2)
@@ -144,6 +143,7 @@ def test_grouped_folds_hold_whole_families_out(corpus: Path) -> None:
     assert rw.logo_folds(samples, n_groups=3) == rw.logo_folds(samples)
     with pytest.raises(ValueError, match="n_groups"):
         rw.logo_folds(samples, n_groups=4)
+
 
 def _rows(root: Path) -> list[list[str]]:
     lines = (root / rw.LABELS_FILE).read_text(encoding="utf-8").splitlines()[1:]

@@ -305,8 +305,9 @@ class _Reporter:
         self.seen: dict[str, Job] = {}  # report stem -> job, to refuse two videos per name
         self.grabber: Any = None  # thumbnails for HTML reports, made on first need
 
-    def process(self, job: Job) -> Any:
-        """The job's verdict once its reports are written; None if they all existed."""
+    def process(self, job: Job) -> tuple[Any, Path | None] | None:
+        """The job's verdict and JSON report path (None without one) once its reports are
+        written; None if they all existed."""
         from avdf.errors import AvdfError
         from avdf.reports.writers import report_stem, write_text_atomic
 
@@ -339,15 +340,7 @@ class _Reporter:
         for name in sorted(texts, key=lambda n: n == "json"):
             write_text_atomic(missing[name], texts[name], force=args.force)
         self.done.append((job, prediction))
-        return verdict
-
-    def report_path(self, job: Job) -> Path | None:
-        out = self.args.output_dir
-        return (
-            None
-            if out is None or "json" not in self.writers
-            else (self.writers["json"].path_for(out, job.video_id))
-        )
+        return verdict, targets.get("json")
 
     def close(self) -> None:
         if self.grabber is not None:
@@ -420,7 +413,7 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(jobs, desc="detect", unit="video", file=sys.stderr, disable=len(jobs) < 2)
     for job in progress:
         try:
-            verdict = reporter.process(job)
+            processed = reporter.process(job)
         except Exception as error:  # one bad file must not stop the batch
             batch.counts["failed"] += 1
             line = one_line(job.path, error)
@@ -428,15 +421,16 @@ def run(args: argparse.Namespace) -> int:
             row = summary_row(job.path, None, error=line, video_id=job.video_id)
             batch.add(job.video_id, row, write_now=True)
             continue
-        if verdict is None:
+        if processed is None:
             continue  # skipped: its reports exist
+        verdict, report = processed
         batch.counts["done"] += 1
         tqdm.write(summary_text(verdict), file=human)
         if out is None:
             indent = 2 if len(jobs) == 1 else None
             print(json.dumps(verdict.to_dict(), indent=indent), flush=True)
         else:
-            batch.add(job.video_id, summary_row(job.path, verdict, reporter.report_path(job)), True)
+            batch.add(job.video_id, summary_row(job.path, verdict, report), True)
     progress.close()
     reporter.close()
     return 1 if _finish(args, reporter) else 0

@@ -59,6 +59,10 @@ def _table(before: dict[str, float], after: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _pool_name(top_fraction: float | None) -> str:
+    return "max rule" if top_fraction is None else f"top {top_fraction:g}"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         if args.manifest is None and not (args.dataset and args.root):
@@ -89,12 +93,11 @@ def run(args: argparse.Namespace) -> int:
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"
         )
         pools = "; ".join(
-            f"{'max rule' if r['top_fraction'] is None else 'top ' + format(r['top_fraction'], 'g')}"
-            f" {r['mean AUC']:.3f}"
-            for r in result.pools
+            f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
         )
-        chosen = "max rule" if c.top_fraction is None else f"top {c.top_fraction:g}"
-        print(f"video score pooling: {chosen} (mean dev AUC per dataset: {pools})")
+        print(
+            f"video score pooling: {_pool_name(c.top_fraction)} (mean dev AUC per dataset: {pools})"
+        )
         cached = f", {outputs.n_cached} from the cache" if args.cache else ""
         print(
             f"tuned on {result.n_videos} videos of {args.split}{cached}; wrote {path}",
