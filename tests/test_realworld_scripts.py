@@ -371,3 +371,60 @@ def test_manifest_refuses_the_measuring_set(tmp_path: Path) -> None:
         "make_realworld_manifest.py", str(tmp_path / "m.jsonl"), "--realworld", str(measuring)
     )
     assert result.returncode == 1 and "for measuring only" in result.stderr
+
+
+def _probe_clips(n_families: int = 6, per_family: int = 4, n_reals: int = 12) -> list:
+    from avdf.types import Sample
+
+    fakes = [
+        Sample(f"f{k}_{i}", "realworld", "train", f"f{k}_{i}.mp4", label=1,
+               extra={"family": f"G{k}", "file": f"f{k}_{i}.mp4"})
+        for k in range(n_families) for i in range(per_family)
+    ]  # fmt: skip
+    reals = [
+        Sample(f"r{i}", "realworld", "train", f"r{i}.mp4", label=0,
+               extra={"family": "real", "file": f"r{i}.mp4"})
+        for i in range(n_reals)
+    ]  # fmt: skip
+    return fakes + reals
+
+
+def test_probe_scores_each_clip_held_out_and_finds_only_a_real_signal() -> None:
+    import probe_realworld as probe
+
+    samples = _probe_clips()
+    rng = np.random.default_rng(0)
+    noise = {s.id: rng.normal(size=6) for s in samples}
+    planted = {s.id: noise[s.id] + np.r_[3.0 * s.label, np.zeros(5)] for s in samples}
+    held = probe.held_out_scores(samples, planted, 3, 1.0)
+    assert sorted(held) == sorted(s.id for s in samples)  # every clip once, held out
+    assert {k for k, _ in held.values()} == {0, 1, 2}
+    pooled, per_fold = probe.logo_aucs(samples, held)
+    assert pooled > 0.85 and per_fold > 0.85
+    # Pure noise: a probe that saw its test labels would still score near 1 here.
+    blind = probe.held_out_scores(samples, noise, 3, 1.0)
+    assert 0.2 < probe.logo_aucs(samples, blind)[0] < 0.8
+
+
+def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) -> None:
+    from avdf.inference.detector import bundled_checkpoint_path
+
+    out = tmp_path / "probe.json"
+    args = ["--checkpoint", str(bundled_checkpoint_path()), "--train", str(folder)]
+    args += ["--cache", str(tmp_path / "cache"), "--test", str(folder)]
+    result = run("probe_realworld.py", *args, "--test-cache", str(tmp_path / "cache"),
+                 "--json", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| probe, ridge 1 |" in result.stdout and "| model's own score |" in result.stdout
+    numbers = json.loads(out.read_text())
+    assert set(numbers["logo_scores"]) == {"a", "b", "c", "d", "e"}
+    assert set(numbers["test_scores"]) == {"a", "b", "c", "d", "e"}
+    # The model's own column is its plain video score (what eval_realworld prints).
+    plain = run("eval_realworld.py", str(folder), "--cache", str(tmp_path / "cache"),
+                "--json", str(tmp_path / "plain.json"))  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    own = json.loads((tmp_path / "plain.json").read_text())["scores"]
+    for clip, (_, model_score) in numbers["test_scores"].items():
+        assert model_score == pytest.approx(own[clip], abs=1e-6)
+    bad = run("probe_realworld.py", *args)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1

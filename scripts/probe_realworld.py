@@ -1,0 +1,185 @@
+"""Linear probe on a frozen model: refit only the video verdict on genuine generator outputs and
+measure whether it carries over to generators the probe never saw.
+
+Usage: python scripts/probe_realworld.py --checkpoint CKPT --train FOLDER --cache DIR
+           [--groups 4] [--test FOLDER --test-cache DIR] [--json FILE]
+
+The model runs over each clip as ``avdf evaluate`` runs it (cached features, the Detector's
+windows); per clip the probe's features are the video head's input (masked mean and max of the
+fused steps) averaged over the clip's windows. An L2 logistic regression (numpy, standardised
+on its training clips; ``metadata_baseline.fit_logistic``) is fitted on ``--train`` (a
+``labels.tsv`` folder, e.g. the re-encoded realworld-train) and scored leave-generators-out:
+with ``--groups G`` the folds of ``make_realworld_manifest.py --hold-out K/G`` (each fake
+family's clips and a share of the reals held out once, one copy per real scored), else one
+fold per family. One table row per ridge strength: the AUC pooled over the folds and the mean
+of the folds' own AUCs. Beside them, the model's own video score on the same held-out clips: a
+held-out baseline only for a checkpoint that never saw ``--train`` (e.g. one trained on the
+synthetic corpus alone).
+
+``--test`` (e.g. ``../shared/realworld-dev``, measuring only) is scored by a probe fitted on
+every ``--train`` clip with the ridge of best pooled leave-generators-out AUC (chosen on
+``--train`` alone; that row of the table is then optimistic by the choice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
+
+import metadata_baseline  # noqa: E402
+from eval_realworld import fill_cache  # noqa: E402
+from make_realworld_manifest import copy_index  # noqa: E402
+
+from avdf.datasets import load_dataset  # noqa: E402
+from avdf.datasets.realworld import logo_folds  # noqa: E402
+from avdf.errors import AvdfError  # noqa: E402
+from avdf.metrics.detection import roc_auc  # noqa: E402
+from avdf.types import Sample  # noqa: E402
+
+RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)  # 1.0 = sklearn's default C
+
+
+def clip_features(detector, samples: Sequence[Sample], cache: Path) -> tuple[dict, dict, list]:  # noqa: ANN001
+    """Per clip id: the video head's input averaged over windows, and the model's own video
+    score; plus ``"path: cause"`` lines for clips that could not be read."""
+    from avdf.evaluation.dataset import iter_sample_steps
+
+    failed = fill_cache(detector, samples, cache)
+    windows: list[np.ndarray] = []
+    hook = detector.model.video_head.register_forward_pre_hook(
+        lambda _module, args: windows.append(args[0].float().numpy())
+    )
+    features, scores = {}, {}
+    try:
+        for sample, steps, status in iter_sample_steps(detector, samples, cache):
+            if steps is None:
+                failed.append(str(status))
+            else:
+                features[sample.id] = np.concatenate(windows).mean(axis=0)
+                scores[sample.id] = detector.predict(steps, sample.id).score
+            windows.clear()
+    finally:
+        hook.remove()
+    return features, scores, failed
+
+
+def fit(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, weights) of an L2 logistic regression on ``x`` standardised on itself."""
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    return mean, std, metadata_baseline.fit_logistic((x - mean) / std, y, ridge)
+
+
+def apply(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    mean, std, w = model
+    return np.hstack([(x - mean) / std, np.ones((len(x), 1))]) @ w
+
+
+def held_out_scores(
+    samples: Sequence[Sample], x: dict, groups: int | None, ridge: float
+) -> dict[str, tuple[int, float]]:
+    """Per held-out clip (one copy per real): ``(fold, out-of-fold probe score)``."""
+    out: dict[str, tuple[int, float]] = {}
+    for k, fold in enumerate(logo_folds(samples, n_groups=groups)):
+        train = [s for s in fold.train if s.id in x]
+        test = [s for s in fold.test if s.id in x and copy_index(s) == 0]
+        if not test or len({s.label for s in train}) < 2:
+            continue  # nothing to score, or a training side of one class
+        scores = apply(fit(_stack(train, x), _labels(train), ridge), _stack(test, x))
+        out.update((s.id, (k, float(v))) for s, v in zip(test, scores, strict=True))
+    return out
+
+
+def logo_aucs(samples: Sequence[Sample], held: dict[str, tuple[int, float]]) -> tuple[float, float]:
+    """(AUC pooled over the folds, mean of the AUCs of the folds that hold both classes)."""
+    pooled = auc_of(samples, {i: v for i, (_, v) in held.items()})
+    per_fold = [
+        auc_of(samples, {i: v for i, (f, v) in held.items() if f == k})
+        for k in sorted({k for k, _ in held.values()})
+    ]
+    kept = [a for a in per_fold if not np.isnan(a)]
+    return pooled, float(np.mean(kept)) if kept else float("nan")
+
+
+def auc_of(samples: Sequence[Sample], scores: dict[str, float]) -> float:
+    kept = [s for s in samples if s.id in scores]
+    return roc_auc([scores[s.id] for s in kept], [int(s.label) for s in kept])
+
+
+def _stack(samples: Sequence[Sample], x: dict) -> np.ndarray:
+    return np.stack([x[s.id] for s in samples]).astype(np.float64)
+
+
+def _labels(samples: Sequence[Sample]) -> np.ndarray:
+    return np.array([int(s.label) for s in samples], np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--train", required=True, type=Path, help="labels.tsv folder to fit on")
+    parser.add_argument("--cache", required=True, type=Path, help="feature cache of --train")
+    parser.add_argument("--groups", type=int, default=None, help="families dealt into G groups")
+    parser.add_argument("--test", type=Path, default=None, help="labels.tsv folder to score")
+    parser.add_argument("--test-cache", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if (args.test is None) != (args.test_cache is None):
+        print("probe_realworld: give --test and --test-cache together", file=sys.stderr)
+        return 1
+    from avdf.inference.detector import Detector
+
+    try:
+        detector = Detector.from_checkpoint(args.checkpoint)
+        train = load_dataset("realworld", args.train, split_by="none")
+        x, own, failed = clip_features(detector, train, args.cache)
+        held = {ridge: held_out_scores(train, x, args.groups, ridge) for ridge in RIDGES}
+        if not held[RIDGES[0]]:
+            raise ValueError(f"{args.train}: no fold has both classes to fit on")
+        model_held = {i: (k, own[i]) for i, (k, _) in held[RIDGES[0]].items()}
+        rows = {f"probe, ridge {r:g}": logo_aucs(train, h) for r, h in held.items()}
+        chosen = max(RIDGES, key=lambda r: rows[f"probe, ridge {r:g}"][0])
+        rows["model's own score"] = logo_aucs(train, model_held)
+        fakes = sum(s.label == 1 for s in train if s.id in model_held)
+        print(f"{args.train}, leave-generators-out ({args.groups or 'one family'} per fold), "
+              f"{fakes} fakes, {len(model_held) - fakes} reals:")  # fmt: skip
+        print("| scores | pooled AUC | mean of the folds' AUCs |\n|---|---|---|")
+        for name, (pooled, mean) in rows.items():
+            print(f"| {name} | {pooled:.3f} | {mean:.3f} |")
+        result = {
+            "checkpoint": str(args.checkpoint),
+            "groups": args.groups,
+            "logo": rows,
+            "ridge": chosen,
+            "logo_scores": {i: [v, own[i]] for i, (_, v) in held[chosen].items()},
+        }
+        if args.test is not None:
+            test = load_dataset("realworld", args.test, split_by="none")
+            tx, town, tfailed = clip_features(detector, test, args.test_cache)
+            failed += tfailed
+            scored = [s for s in test if s.id in tx]
+            scores = apply(fit(_stack(train, x), _labels(train), chosen), _stack(scored, tx))
+            tprobe = {s.id: float(v) for s, v in zip(scored, scores, strict=True)}
+            result["test"] = {"probe": auc_of(test, tprobe), "model": auc_of(test, town)}
+            result["test_scores"] = {s.id: [tprobe[s.id], town[s.id]] for s in scored}
+            print(f"{args.test}: probe (ridge {chosen:g}) AUC {result['test']['probe']:.3f}, "
+                  f"model's own score {result['test']['model']:.3f}")  # fmt: skip
+    except (AvdfError, OSError, ValueError) as e:
+        print(f"probe_realworld: {e}", file=sys.stderr)
+        return 1
+    for line in failed:
+        print(f"skipped {line}", file=sys.stderr)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
