@@ -12,8 +12,9 @@ on its training clips; ``metadata_baseline.fit_logistic``) is fitted on ``--trai
 with ``--groups G`` the folds of ``make_realworld_manifest.py --hold-out K/G`` (each fake
 family's clips and a share of the reals held out once, one copy per real scored), else one
 fold per family. One table row per ridge strength: the AUC pooled over the folds and the mean
-of the folds' own AUCs. Beside them, the model's own video score on the same held-out clips: a
-held-out baseline only for a checkpoint that never saw ``--train`` (e.g. one trained on the
+of the folds' own AUCs. Beside them, on the same held-out clips, the model's own video score
+and its video head alone (the mean window probability, which the probe refits): held-out
+baselines only for a checkpoint that never saw ``--train`` (e.g. one trained on the
 synthetic corpus alone).
 
 ``--test`` (e.g. ``../shared/realworld-dev``, measuring only) is scored by a probe fitted on
@@ -47,8 +48,9 @@ RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)  # 1.0 = sklearn's defaul
 
 
 def clip_features(detector, samples: Sequence[Sample], cache: Path) -> tuple[dict, dict, list]:  # noqa: ANN001
-    """Per clip id: the video head's input averaged over windows, and the model's own video
-    score; plus ``"path: cause"`` lines for clips that could not be read."""
+    """Per clip id: the video head's input averaged over windows, and the model's own scores
+    (``"video"``: its video score; ``"head"``: its video head alone, the mean window
+    probability); plus ``"path: cause"`` lines for clips that could not be read."""
     from avdf.evaluation.dataset import iter_sample_steps
 
     failed = fill_cache(detector, samples, cache)
@@ -63,7 +65,10 @@ def clip_features(detector, samples: Sequence[Sample], cache: Path) -> tuple[dic
                 failed.append(str(status))
             else:
                 features[sample.id] = np.concatenate(windows).mean(axis=0)
-                scores[sample.id] = detector.predict(steps, sample.id).score
+                scores[sample.id] = {
+                    "video": detector.predict(steps, sample.id).score,
+                    "head": float(np.mean(steps.window_video_prob)),
+                }
             windows.clear()
     finally:
         hook.remove()
@@ -143,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         held = {ridge: held_out_scores(train, x, args.groups, ridge) for ridge in RIDGES}
         if not held[RIDGES[0]]:
             raise ValueError(f"{args.train}: no fold has both classes to fit on")
-        model_held = {i: (k, own[i]) for i, (k, _) in held[RIDGES[0]].items()}
+        folds = {i: k for i, (k, _) in held[RIDGES[0]].items()}
         rows = {f"probe, ridge {r:g}": logo_aucs(train, h) for r, h in held.items()}
         chosen = max(RIDGES, key=lambda r: rows[f"probe, ridge {r:g}"][0])
-        rows["model's own score"] = logo_aucs(train, model_held)
-        fakes = sum(s.label == 1 for s in train if s.id in model_held)
+        for name, key in (("model's video score", "video"), ("model's video head", "head")):
+            rows[name] = logo_aucs(train, {i: (k, own[i][key]) for i, k in folds.items()})
+        fakes = sum(s.label == 1 for s in train if s.id in folds)
         print(f"{args.train}, leave-generators-out ({args.groups or 'one family'} per fold), "
-              f"{fakes} fakes, {len(model_held) - fakes} reals:")  # fmt: skip
+              f"{fakes} fakes, {len(folds) - fakes} reals:")  # fmt: skip
         print("| scores | pooled AUC | mean of the folds' AUCs |\n|---|---|---|")
         for name, (pooled, mean) in rows.items():
             print(f"| {name} | {pooled:.3f} | {mean:.3f} |")
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "groups": args.groups,
             "logo": rows,
             "ridge": chosen,
-            "logo_scores": {i: [v, own[i]] for i, (_, v) in held[chosen].items()},
+            "logo_scores": {i: {"probe": v, **own[i]} for i, (_, v) in held[chosen].items()},
         }
         if args.test is not None:
             test = load_dataset("realworld", args.test, split_by="none")
@@ -167,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             scored = [s for s in test if s.id in tx]
             scores = apply(fit(_stack(train, x), _labels(train), chosen), _stack(scored, tx))
             tprobe = {s.id: float(v) for s, v in zip(scored, scores, strict=True)}
-            result["test"] = {"probe": auc_of(test, tprobe), "model": auc_of(test, town)}
-            result["test_scores"] = {s.id: [tprobe[s.id], town[s.id]] for s in scored}
-            print(f"{args.test}: probe (ridge {chosen:g}) AUC {result['test']['probe']:.3f}, "
-                  f"model's own score {result['test']['model']:.3f}")  # fmt: skip
+            result["test_scores"] = {s.id: {"probe": tprobe[s.id], **town[s.id]} for s in scored}
+            result["test"] = {
+                key: auc_of(test, {i: v[key] for i, v in result["test_scores"].items()})
+                for key in ("probe", "video", "head")
+            }
+            t = result["test"]
+            print(f"{args.test}: probe (ridge {chosen:g}) AUC {t['probe']:.3f}, model's video "
+                  f"score {t['video']:.3f}, its video head {t['head']:.3f}")  # fmt: skip
     except (AvdfError, OSError, ValueError) as e:
         print(f"probe_realworld: {e}", file=sys.stderr)
         return 1

@@ -415,7 +415,7 @@ def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) 
     result = run("probe_realworld.py", *args, "--test-cache", str(tmp_path / "cache"),
                  "--json", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "| probe, ridge 1 |" in result.stdout and "| model's own score |" in result.stdout
+    assert "| probe, ridge 1 |" in result.stdout and "| model's video head |" in result.stdout
     numbers = json.loads(out.read_text())
     assert set(numbers["logo_scores"]) == {"a", "b", "c", "d", "e"}
     assert set(numbers["test_scores"]) == {"a", "b", "c", "d", "e"}
@@ -424,7 +424,8 @@ def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) 
                 "--json", str(tmp_path / "plain.json"))  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     own = json.loads((tmp_path / "plain.json").read_text())["scores"]
-    for clip, (_, model_score) in numbers["test_scores"].items():
-        assert model_score == pytest.approx(own[clip], abs=1e-6)
+    for clip, scores in numbers["test_scores"].items():
+        assert scores["video"] == pytest.approx(own[clip], abs=1e-6)
+        assert 0.0 <= scores["head"] <= 1.0
     bad = run("probe_realworld.py", *args)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
