@@ -2,20 +2,22 @@
 measure whether it carries over to generators the probe never saw.
 
 Usage: python scripts/probe_realworld.py --checkpoint CKPT --train FOLDER --cache DIR
-           [--groups 4] [--test FOLDER --test-cache DIR] [--json FILE]
+           [--groups 4] [--features video-head|blocks] [--test FOLDER --test-cache DIR]
+           [--json FILE]
 
 The model runs over each clip as ``avdf evaluate`` runs it (cached features, the Detector's
-windows); per clip the probe's features are the video head's input (masked mean and max of the
-fused steps) averaged over the clip's windows. An L2 logistic regression (numpy, standardised
-on its training clips; ``metadata_baseline.fit_logistic``) is fitted on ``--train`` (a
-``labels.tsv`` folder, e.g. the re-encoded realworld-train) and scored leave-generators-out:
-with ``--groups G`` the folds of ``make_realworld_manifest.py --hold-out K/G`` (each fake
-family's clips and a share of the reals held out once, one copy per real scored), else one
-fold per family. One table row per ridge strength: the AUC pooled over the folds and the mean
-of the folds' own AUCs. Beside them, on the same held-out clips, the model's own video score
-and its video head alone (the mean window probability, which the probe refits): held-out
-baselines only for a checkpoint that never saw ``--train`` (e.g. one trained on the
-synthetic corpus alone).
+windows); per clip the probe's features (``--features``) are the video head's input (masked
+mean and max of the fused steps), or each modality block's output before context and fusion
+(mean and sd over the window's steps), averaged over the clip's windows. An L2 logistic
+regression (numpy, standardised on its training clips; ``metadata_baseline.fit_logistic``) is
+fitted on ``--train`` (a ``labels.tsv`` folder, e.g. the re-encoded realworld-train) and
+scored leave-generators-out: with ``--groups G`` the folds of ``make_realworld_manifest.py
+--hold-out K/G`` (each fake family's clips and a share of the reals held out once, one copy
+per real scored), else one fold per family. One table row per ridge strength: the AUC pooled
+over the folds and the mean of the folds' own AUCs. Beside them, on the same held-out clips,
+the model's own video score and its video head alone (the mean window probability, which the
+probe refits): held-out baselines only for a checkpoint that never saw ``--train`` (e.g. one
+trained on the synthetic corpus alone).
 
 ``--test`` (e.g. ``../shared/realworld-dev``, measuring only) is scored by a probe fitted on
 every ``--train`` clip with the ridge of best pooled leave-generators-out AUC (chosen on
@@ -44,20 +46,24 @@ from avdf.errors import AvdfError  # noqa: E402
 from avdf.metrics.detection import roc_auc  # noqa: E402
 from avdf.types import Sample  # noqa: E402
 
-RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)  # 1.0 = sklearn's default C
+RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4)  # 1.0 = sklearn's default C
+# What the probe reads: the video head's input (masked mean and max of the fused steps), or
+# each modality block's per-step output before any context or fusion (mean and sd over steps).
+FEATURES: tuple[str, ...] = ("video-head", "blocks")
 
 
-def clip_features(detector, samples: Sequence[Sample], cache: Path) -> tuple[dict, dict, list]:  # noqa: ANN001
-    """Per clip id: the video head's input averaged over windows, and the model's own scores
-    (``"video"``: its video score; ``"head"``: its video head alone, the mean window
-    probability); plus ``"path: cause"`` lines for clips that could not be read."""
+def clip_features(
+    detector, samples: Sequence[Sample], cache: Path, kind: str
+) -> tuple[dict, dict, list]:  # noqa: ANN001
+    """Per clip id: the ``kind`` of features (:data:`FEATURES`) averaged over the clip's
+    windows, and the model's own scores (``"video"``: its video score; ``"head"``: its video
+    head alone, the mean window probability); plus ``"path: cause"`` lines for clips that
+    could not be read."""
     from avdf.evaluation.dataset import iter_sample_steps
 
     failed = fill_cache(detector, samples, cache)
     windows: list[np.ndarray] = []
-    hook = detector.model.video_head.register_forward_pre_hook(
-        lambda _module, args: windows.append(args[0].float().numpy())
-    )
+    hooks = _feature_hooks(detector.model, kind, windows)
     features, scores = {}, {}
     try:
         for sample, steps, status in iter_sample_steps(detector, samples, cache):
@@ -71,8 +77,34 @@ def clip_features(detector, samples: Sequence[Sample], cache: Path) -> tuple[dic
                 }
             windows.clear()
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     return features, scores, failed
+
+
+def _feature_hooks(model, kind: str, windows: list[np.ndarray]) -> list:  # noqa: ANN001
+    """Forward hooks that append one (B, F) feature array per model call to ``windows``."""
+    if kind == "video-head":
+        return [
+            model.video_head.register_forward_pre_hook(
+                lambda _module, args: windows.append(args[0].float().numpy())
+            )
+        ]
+    parts: dict[str, np.ndarray] = {}
+
+    def block_hook(name: str):  # noqa: ANN202
+        def hook(_module, args, out) -> None:  # noqa: ANN001
+            valid = args[1].float().unsqueeze(-1)  # (B, T, 1): the block's valid steps
+            n = valid.sum(dim=1).clamp(min=1.0)
+            mean = (out * valid).sum(dim=1) / n
+            std = ((((out - mean.unsqueeze(1)) ** 2) * valid).sum(dim=1) / n).sqrt()
+            parts[name] = np.concatenate([mean.numpy(), std.numpy()], axis=-1)
+            if len(parts) == len(model.blocks):  # every modality of this call seen
+                windows.append(np.concatenate([parts.pop(m) for m in model.blocks], axis=-1))
+
+        return hook
+
+    return [model.blocks[m].register_forward_hook(block_hook(m)) for m in model.blocks]
 
 
 def fit(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=None, help="families dealt into G groups")
     parser.add_argument("--test", type=Path, default=None, help="labels.tsv folder to score")
     parser.add_argument("--test-cache", type=Path, default=None)
+    parser.add_argument("--features", choices=FEATURES, default=FEATURES[0])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if (args.test is None) != (args.test_cache is None):
@@ -144,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         detector = Detector.from_checkpoint(args.checkpoint)
         train = load_dataset("realworld", args.train, split_by="none")
-        x, own, failed = clip_features(detector, train, args.cache)
+        x, own, failed = clip_features(detector, train, args.cache, args.features)
         held = {ridge: held_out_scores(train, x, args.groups, ridge) for ridge in RIDGES}
         if not held[RIDGES[0]]:
             raise ValueError(f"{args.train}: no fold has both classes to fit on")
@@ -162,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "checkpoint": str(args.checkpoint),
             "groups": args.groups,
+            "features": args.features,
             "logo": rows,
             "ridge": chosen,
             "logo_scores": {i: {"probe": v, **own[i]} for i, (_, v) in held[chosen].items()},
         }
         if args.test is not None:
             test = load_dataset("realworld", args.test, split_by="none")
-            tx, town, tfailed = clip_features(detector, test, args.test_cache)
+            tx, town, tfailed = clip_features(detector, test, args.test_cache, args.features)
             failed += tfailed
             scored = [s for s in test if s.id in tx]
             scores = apply(fit(_stack(train, x), _labels(train), chosen), _stack(scored, tx))

@@ -427,5 +427,14 @@ def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) 
     for clip, scores in numbers["test_scores"].items():
         assert scores["video"] == pytest.approx(own[clip], abs=1e-6)
         assert 0.0 <= scores["head"] <= 1.0
+    # The blocks' features: same clips, same model scores, other probe features.
+    blocks = tmp_path / "blocks.json"
+    result = run("probe_realworld.py", *args, "--test-cache", str(tmp_path / "cache"),
+                 "--features", "blocks", "--json", str(blocks))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    other = json.loads(blocks.read_text())
+    assert other["features"] == "blocks" and set(other["test_scores"]) == set(own)
+    for clip, scores in other["test_scores"].items():
+        assert scores["video"] == pytest.approx(numbers["test_scores"][clip]["video"], abs=1e-6)
     bad = run("probe_realworld.py", *args)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
