@@ -118,6 +118,23 @@ def group_table(samples: Sequence[Sample], scores: dict[str, float], key: str) -
     return rows
 
 
+def scored_set(
+    folder: Path, samples: Sequence[Sample], scores: dict[str, float], failed: list[str]
+) -> dict:
+    """The JSON record of one scored set that ``realworld_table.py`` reads."""
+    return {
+        "folder": str(folder),
+        "clips": len(samples),
+        "fakes": sum(s.label == 1 for s in samples),
+        "scored": len(scores),
+        "auc": auc_or_none(samples, scores),
+        "per_kind": group_table(samples, scores, "kind"),
+        "per_generator": group_table(samples, scores, "generator"),
+        "scores": scores,
+        "failed": failed,
+    }
+
+
 def robustness(
     detector,  # noqa: ANN001
     samples: Sequence[Sample],
@@ -186,18 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval_realworld: {e}", file=sys.stderr)
         return 1
     n_fake = sum(s.label == 1 for s in samples)
-    results: dict = {
-        "folder": str(args.folder),
+    results = {
         "checkpoint": str(args.checkpoint or "bundled demo.ckpt"),
         "video_pool": detector.calibration.top_fraction,
-        "clips": len(samples),
-        "fakes": n_fake,
-        "scored": len(scores),
-        "auc": auc_or_none(samples, scores),
-        "per_kind": group_table(samples, scores, "kind"),
-        "per_generator": group_table(samples, scores, "generator"),
-        "scores": scores,
-        "failed": failed,
+        **scored_set(args.folder, samples, scores, failed),
     }
     print(f"{args.folder}: {len(scores)}/{len(samples)} clips scored ({n_fake} fake)")
     print(f"video AUC: {_fmt(results['auc'])}")

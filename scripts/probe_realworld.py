@@ -3,7 +3,7 @@ measure whether it carries over to generators the probe never saw.
 
 Usage: python scripts/probe_realworld.py --checkpoint CKPT --train FOLDER --cache DIR
            [--groups 4] [--features video-head|blocks] [--test FOLDER --test-cache DIR]
-           [--json FILE]
+           [--json FILE] [--test-json FILE]
 
 The model runs over each clip as ``avdf evaluate`` runs it (cached features, the Detector's
 windows); per clip the probe's features (``--features``) are the video head's input (masked
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 
 import metadata_baseline  # noqa: E402
-from eval_realworld import fill_cache  # noqa: E402
+from eval_realworld import fill_cache, scored_set  # noqa: E402
 from make_realworld_manifest import copy_index  # noqa: E402
 
 from avdf.datasets import load_dataset  # noqa: E402
@@ -168,9 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-cache", type=Path, default=None)
     parser.add_argument("--features", choices=FEATURES, default=FEATURES[0])
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--test-json",
+        type=Path,
+        default=None,
+        help="the probe's --test scores in eval_realworld.py's layout (for realworld_table.py)",
+    )
     args = parser.parse_args(argv)
-    if (args.test is None) != (args.test_cache is None):
-        print("probe_realworld: give --test and --test-cache together", file=sys.stderr)
+    if (args.test is None) != (args.test_cache is None) or (args.test_json and not args.test):
+        print("probe_realworld: --test and --test-cache go together (and --test-json with them)",
+              file=sys.stderr)  # fmt: skip
         return 1
     from avdf.inference.detector import Detector
 
@@ -222,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {line}", file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.test_json is not None:
+        probe = {i: v["probe"] for i, v in result["test_scores"].items()}
+        record = {
+            "checkpoint": f"probe on {args.checkpoint}",
+            **scored_set(args.test, test, probe, failed),
+        }
+        args.test_json.write_text(json.dumps(record, indent=1))
     return 1 if failed else 0
 
 

@@ -429,12 +429,18 @@ def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) 
         assert 0.0 <= scores["head"] <= 1.0
     # The blocks' features: same clips, same model scores, other probe features.
     blocks = tmp_path / "blocks.json"
+    table_json = tmp_path / "probe_test.json"
     result = run("probe_realworld.py", *args, "--test-cache", str(tmp_path / "cache"),
-                 "--features", "blocks", "--json", str(blocks))  # fmt: skip
+                 "--features", "blocks", "--json", str(blocks), "--test-json", str(table_json))  # fmt: skip
     assert result.returncode == 0, result.stderr
     other = json.loads(blocks.read_text())
     assert other["features"] == "blocks" and set(other["test_scores"]) == set(own)
     for clip, scores in other["test_scores"].items():
         assert scores["video"] == pytest.approx(numbers["test_scores"][clip]["video"], abs=1e-6)
+    # --test-json is what realworld_table.py averages: the probe's scores, per kind too.
+    table = run("realworld_table.py", f"probe={table_json}")
+    assert table.returncode == 0, table.stderr
+    auc = roc_auc([other["test_scores"][c]["probe"] for c in "abcde"], [1, 1, 1, 0, 0])
+    assert f"| all clips | 3 | {auc:.2f} ± 0.00 |" in table.stdout
     bad = run("probe_realworld.py", *args)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
