@@ -40,6 +40,7 @@ import metadata_baseline  # noqa: E402
 from eval_realworld import fill_cache, scored_set  # noqa: E402
 from make_realworld_manifest import copy_index  # noqa: E402
 
+from avdf.atomic import write_text_atomic  # noqa: E402
 from avdf.datasets import load_dataset  # noqa: E402
 from avdf.datasets.realworld import logo_folds  # noqa: E402
 from avdf.errors import AvdfError  # noqa: E402
@@ -228,14 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     for line in failed:
         print(f"skipped {line}", file=sys.stderr)
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1))
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
     if args.test_json is not None:
         probe = {i: v["probe"] for i, v in result["test_scores"].items()}
         record = {
             "checkpoint": f"probe on {args.checkpoint}",
             **scored_set(args.test, test, probe, failed),
         }
-        args.test_json.write_text(json.dumps(record, indent=1))
+        write_text_atomic(args.test_json, json.dumps(record, indent=1) + "\n")
     return 1 if failed else 0
 
 
