@@ -37,14 +37,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 
 import metadata_baseline  # noqa: E402
-from eval_realworld import fill_cache, scored_set  # noqa: E402
+from eval_realworld import auc_or_none, fill_cache, scored_set  # noqa: E402
 from make_realworld_manifest import copy_index  # noqa: E402
 
 from avdf.atomic import write_text_atomic  # noqa: E402
 from avdf.datasets import load_dataset  # noqa: E402
 from avdf.datasets.realworld import logo_folds  # noqa: E402
 from avdf.errors import AvdfError  # noqa: E402
-from avdf.metrics.detection import roc_auc  # noqa: E402
 from avdf.types import Sample  # noqa: E402
 
 RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4)  # 1.0 = sklearn's default C
@@ -54,8 +53,11 @@ FEATURES: tuple[str, ...] = ("video-head", "blocks")
 
 
 def clip_features(
-    detector, samples: Sequence[Sample], cache: Path, kind: str
-) -> tuple[dict, dict, list]:  # noqa: ANN001
+    detector,  # noqa: ANN001
+    samples: Sequence[Sample],
+    cache: Path,
+    kind: str,
+) -> tuple[dict, dict, list]:
     """Per clip id: the ``kind`` of features (:data:`FEATURES`) averaged over the clip's
     windows, and the model's own scores (``"video"``: its video score; ``"head"``: its video
     head alone, the mean window probability); plus ``"path: cause"`` lines for clips that
@@ -147,8 +149,9 @@ def logo_aucs(samples: Sequence[Sample], held: dict[str, tuple[int, float]]) -> 
 
 
 def auc_of(samples: Sequence[Sample], scores: dict[str, float]) -> float:
-    kept = [s for s in samples if s.id in scores]
-    return roc_auc([scores[s.id] for s in kept], [int(s.label) for s in kept])
+    """``eval_realworld.auc_or_none`` as a number: NaN without both classes."""
+    auc = auc_or_none(samples, scores)
+    return float("nan") if auc is None else auc
 
 
 def _stack(samples: Sequence[Sample], x: dict) -> np.ndarray:
@@ -190,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         if not held[RIDGES[0]]:
             raise ValueError(f"{args.train}: no fold has both classes to fit on")
         folds = {i: k for i, (k, _) in held[RIDGES[0]].items()}
-        rows = {f"probe, ridge {r:g}": logo_aucs(train, h) for r, h in held.items()}
-        chosen = max(RIDGES, key=lambda r: rows[f"probe, ridge {r:g}"][0])
+        probes = {ridge: logo_aucs(train, h) for ridge, h in held.items()}
+        chosen = max(RIDGES, key=lambda ridge: probes[ridge][0])
+        rows = {f"probe, ridge {ridge:g}": aucs for ridge, aucs in probes.items()}
         for name, key in (("model's video score", "video"), ("model's video head", "head")):
             rows[name] = logo_aucs(train, {i: (k, own[i][key]) for i, k in folds.items()})
         fakes = sum(s.label == 1 for s in train if s.id in folds)
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             "ridge": chosen,
             "logo_scores": {i: {"probe": v, **own[i]} for i, (_, v) in held[chosen].items()},
         }
+        test_record = None
         if args.test is not None:
             test = load_dataset("realworld", args.test, split_by="none")
             tx, town, tfailed = clip_features(detector, test, args.test_cache, args.features)
@@ -223,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             t = result["test"]
             print(f"{args.test}: probe (ridge {chosen:g}) AUC {t['probe']:.3f}, model's video "
                   f"score {t['video']:.3f}, its video head {t['head']:.3f}")  # fmt: skip
+            test_record = {
+                "checkpoint": f"probe on {args.checkpoint}",
+                **scored_set(args.test, test, tprobe, tfailed),
+            }
     except (AvdfError, OSError, ValueError) as e:
         print(f"probe_realworld: {e}", file=sys.stderr)
         return 1
@@ -231,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
     if args.test_json is not None:
-        probe = {i: v["probe"] for i, v in result["test_scores"].items()}
-        record = {
-            "checkpoint": f"probe on {args.checkpoint}",
-            **scored_set(args.test, test, probe, failed),
-        }
-        write_text_atomic(args.test_json, json.dumps(record, indent=1) + "\n")
+        write_text_atomic(args.test_json, json.dumps(test_record, indent=1) + "\n")
     return 1 if failed else 0
 
 
