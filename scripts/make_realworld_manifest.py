@@ -35,19 +35,13 @@ from pathlib import Path
 
 from avdf.atomic import atomic_path
 from avdf.datasets import load_dataset
-from avdf.datasets.realworld import logo_folds
+from avdf.datasets.realworld import copy_index, logo_folds
 from avdf.errors import AvdfError, InputError
 from avdf.types import Sample, read_manifest, write_manifest
 
 SPLITS: tuple[str, ...] = ("train", "dev")
 HELD_OUT = "test"
 MEASURING_ONLY = "realworld-dev"
-
-
-def copy_index(sample: Sample) -> int:
-    """``rwt-004~2`` -> 2, ``rwt-004`` -> 0 (copies written by reencode_corpus)."""
-    _, sep, k = sample.id.rpartition("~")
-    return int(k) if sep and k.isdigit() else 0
 
 
 def balance(samples: Sequence[Sample]) -> list[Sample]:

@@ -31,6 +31,7 @@ import numpy as np
 from avdf.datasets import load_dataset
 from avdf.datasets.realworld import logo_folds
 from avdf.errors import AvdfError
+from avdf.inference.probe import fit_logistic
 from avdf.metrics.detection import roc_auc
 from avdf.types import Sample
 
@@ -124,23 +125,6 @@ def rows_of(folder: Path, cache: Path | None) -> list[Row]:
     return rows
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> np.ndarray:
-    """Weights (F + 1,) of an L2 logistic regression by Newton's method; ``x`` (N, F)."""
-    design = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(design.shape[1])
-    penalty = np.full(design.shape[1], l2)
-    penalty[-1] = 0.0  # the intercept is not shrunk
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-design @ w))
-        gradient = design.T @ (p - y) + penalty * w
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
-
-
 def logo_scores(rows: list[Row], columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Pooled out-of-fold scores and labels, one per clip."""
     index = {r.sample.id: i for i, r in enumerate(rows)}
@@ -152,7 +136,7 @@ def logo_scores(rows: list[Row], columns: list[int]) -> tuple[np.ndarray, np.nda
         test = np.array([index[s.id] for s in fold.test])
         mean, std = x[train].mean(0), x[train].std(0)
         std[std == 0] = 1.0
-        w = fit_logistic((x[train] - mean) / std, y[train])
+        w = fit_logistic((x[train] - mean) / std, y[train], L2)
         scores[test] = np.hstack([(x[test] - mean) / std, np.ones((len(test), 1))]) @ w
     return scores, y
 

@@ -8,10 +8,11 @@ Usage: python scripts/probe_realworld.py --checkpoint CKPT --train FOLDER --cach
 The model runs over each clip as ``avdf evaluate`` runs it (cached features, the Detector's
 windows); per clip the probe's features (``--features``) are the video head's input (masked
 mean and max of the fused steps), or each modality block's output before context and fusion
-(mean and sd over the window's steps), averaged over the clip's windows. An L2 logistic
-regression (numpy, standardised on its training clips; ``metadata_baseline.fit_logistic``) is
-fitted on ``--train`` (a ``labels.tsv`` folder, e.g. the re-encoded realworld-train) and
-scored leave-generators-out: with ``--groups G`` the folds of ``make_realworld_manifest.py
+(mean and sd over the window's steps: the block summary that ``avdf tune --probe`` fits on),
+averaged over the clip's windows. An L2 logistic regression (``avdf.inference.probe``,
+standardised on its training clips) is fitted on ``--train`` (a ``labels.tsv`` folder, e.g.
+the re-encoded realworld-train) and scored leave-generators-out
+(``avdf.evaluation.probe``): with ``--groups G`` the folds of ``make_realworld_manifest.py
 --hold-out K/G`` (each fake family's clips and a share of the reals held out once, one copy
 per real scored), else one fold per family. One table row per ridge strength: the AUC pooled
 over the folds and the mean of the folds' own AUCs. Beside them, on the same held-out clips,
@@ -36,17 +37,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 
-import metadata_baseline  # noqa: E402
 from eval_realworld import auc_or_none, fill_cache, scored_set  # noqa: E402
-from make_realworld_manifest import copy_index  # noqa: E402
 
 from avdf.atomic import write_text_atomic  # noqa: E402
 from avdf.datasets import load_dataset  # noqa: E402
-from avdf.datasets.realworld import logo_folds  # noqa: E402
 from avdf.errors import AvdfError  # noqa: E402
+from avdf.evaluation.probe import RIDGES, held_out_scores, logo_aucs  # noqa: E402
+from avdf.inference.probe import VideoProbe  # noqa: E402
 from avdf.types import Sample  # noqa: E402
 
-RIDGES: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4)  # 1.0 = sklearn's default C
 # What the probe reads: the video head's input (masked mean and max of the fused steps), or
 # each modality block's per-step output before any context or fusion (mean and sd over steps).
 FEATURES: tuple[str, ...] = ("video-head", "blocks")
@@ -66,14 +65,16 @@ def clip_features(
 
     failed = fill_cache(detector, samples, cache)
     windows: list[np.ndarray] = []
-    hooks = _feature_hooks(detector.model, kind, windows)
+    hooks = _video_head_hooks(detector.model, windows) if kind == "video-head" else []
     features, scores = {}, {}
     try:
         for sample, steps, status in iter_sample_steps(detector, samples, cache):
             if steps is None:
                 failed.append(str(status))
             else:
-                features[sample.id] = np.concatenate(windows).mean(axis=0)
+                features[sample.id] = (
+                    np.concatenate(windows).mean(axis=0) if hooks else steps.block_summary
+                )
                 scores[sample.id] = {
                     "video": detector.predict(steps, sample.id).score,
                     "head": float(np.mean(steps.window_video_prob)),
@@ -85,67 +86,19 @@ def clip_features(
     return features, scores, failed
 
 
-def _feature_hooks(model, kind: str, windows: list[np.ndarray]) -> list:  # noqa: ANN001
-    """Forward hooks that append one (B, F) feature array per model call to ``windows``."""
-    if kind == "video-head":
-        return [
-            model.video_head.register_forward_pre_hook(
-                lambda _module, args: windows.append(args[0].float().numpy())
-            )
-        ]
-    parts: dict[str, np.ndarray] = {}
-
-    def block_hook(name: str):  # noqa: ANN202
-        def hook(_module, args, out) -> None:  # noqa: ANN001
-            valid = args[1].float().unsqueeze(-1)  # (B, T, 1): the block's valid steps
-            n = valid.sum(dim=1).clamp(min=1.0)
-            mean = (out * valid).sum(dim=1) / n
-            std = ((((out - mean.unsqueeze(1)) ** 2) * valid).sum(dim=1) / n).sqrt()
-            parts[name] = np.concatenate([mean.numpy(), std.numpy()], axis=-1)
-            if len(parts) == len(model.blocks):  # every modality of this call seen
-                windows.append(np.concatenate([parts.pop(m) for m in model.blocks], axis=-1))
-
-        return hook
-
-    return [model.blocks[m].register_forward_hook(block_hook(m)) for m in model.blocks]
-
-
-def fit(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, std, weights) of an L2 logistic regression on ``x`` standardised on itself."""
-    mean, std = x.mean(0), x.std(0)
-    std[std == 0] = 1.0
-    return mean, std, metadata_baseline.fit_logistic((x - mean) / std, y, ridge)
-
-
-def apply(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    mean, std, w = model
-    return np.hstack([(x - mean) / std, np.ones((len(x), 1))]) @ w
-
-
-def held_out_scores(
-    samples: Sequence[Sample], x: dict, groups: int | None, ridge: float
-) -> dict[str, tuple[int, float]]:
-    """Per held-out clip (one copy per real): ``(fold, out-of-fold probe score)``."""
-    out: dict[str, tuple[int, float]] = {}
-    for k, fold in enumerate(logo_folds(samples, n_groups=groups)):
-        train = [s for s in fold.train if s.id in x]
-        test = [s for s in fold.test if s.id in x and copy_index(s) == 0]
-        if not test or len({s.label for s in train}) < 2:
-            continue  # nothing to score, or a training side of one class
-        scores = apply(fit(_stack(train, x), _labels(train), ridge), _stack(test, x))
-        out.update((s.id, (k, float(v))) for s, v in zip(test, scores, strict=True))
-    return out
-
-
-def logo_aucs(samples: Sequence[Sample], held: dict[str, tuple[int, float]]) -> tuple[float, float]:
-    """(AUC pooled over the folds, mean of the AUCs of the folds that hold both classes)."""
-    pooled = auc_of(samples, {i: v for i, (_, v) in held.items()})
-    per_fold = [
-        auc_of(samples, {i: v for i, (f, v) in held.items() if f == k})
-        for k in sorted({k for k, _ in held.values()})
+def _video_head_hooks(model, windows: list[np.ndarray]) -> list:  # noqa: ANN001
+    """A forward hook that appends the video head's input (B, F) per model call to ``windows``."""
+    return [
+        model.video_head.register_forward_pre_hook(
+            lambda _module, args: windows.append(args[0].float().numpy())
+        )
     ]
-    kept = [a for a in per_fold if not np.isnan(a)]
-    return pooled, float(np.mean(kept)) if kept else float("nan")
+
+
+def logo_pair(samples: Sequence[Sample], held: dict[str, tuple[int, float]]) -> tuple[float, float]:
+    """(pooled AUC, mean of the folds' AUCs) of held-out scores."""
+    aucs = logo_aucs(samples, held)
+    return aucs["pooled AUC"], aucs["mean fold AUC"]
 
 
 def auc_of(samples: Sequence[Sample], scores: dict[str, float]) -> float:
@@ -156,10 +109,6 @@ def auc_of(samples: Sequence[Sample], scores: dict[str, float]) -> float:
 
 def _stack(samples: Sequence[Sample], x: dict) -> np.ndarray:
     return np.stack([x[s.id] for s in samples]).astype(np.float64)
-
-
-def _labels(samples: Sequence[Sample]) -> np.ndarray:
-    return np.array([int(s.label) for s in samples], np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         if not held[RIDGES[0]]:
             raise ValueError(f"{args.train}: no fold has both classes to fit on")
         folds = {i: k for i, (k, _) in held[RIDGES[0]].items()}
-        probes = {ridge: logo_aucs(train, h) for ridge, h in held.items()}
-        chosen = max(RIDGES, key=lambda ridge: probes[ridge][0])
+        probes = {ridge: logo_pair(train, h) for ridge, h in held.items()}
+        chosen = max(RIDGES, key=lambda ridge: (probes[ridge][0], ridge))  # ties: strongest
         rows = {f"probe, ridge {ridge:g}": aucs for ridge, aucs in probes.items()}
         for name, key in (("model's video score", "video"), ("model's video head", "head")):
-            rows[name] = logo_aucs(train, {i: (k, own[i][key]) for i, k in folds.items()})
+            rows[name] = logo_pair(train, {i: (k, own[i][key]) for i, k in folds.items()})
         fakes = sum(s.label == 1 for s in train if s.id in folds)
         print(f"{args.train}, leave-generators-out ({args.groups or 'one family'} per fold), "
               f"{fakes} fakes, {len(folds) - fakes} reals:")  # fmt: skip
@@ -218,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             tx, town, tfailed = clip_features(detector, test, args.test_cache, args.features)
             failed += tfailed
             scored = [s for s in test if s.id in tx]
-            scores = apply(fit(_stack(train, x), _labels(train), chosen), _stack(scored, tx))
+            labels = np.array([int(s.label) for s in train], np.float64)
+            scores = VideoProbe.fit(_stack(train, x), labels, chosen).logit(_stack(scored, tx))
             tprobe = {s.id: float(v) for s, v in zip(scored, scores, strict=True)}
             result["test_scores"] = {s.id: {"probe": tprobe[s.id], **town[s.id]} for s in scored}
             result["test"] = {

@@ -213,3 +213,50 @@ def test_calibration_pool_field_is_checked_and_round_trips() -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="top_fraction"):
             Calibration(top_fraction=bad)
+
+
+def test_tune_fits_a_video_probe_that_detect_then_scores_by(
+    corpus: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from realworld_folder import make_realworld_folder
+
+    from avdf.inference.probe import VideoProbe
+
+    root, cache = corpus
+    folder = make_realworld_folder(tmp_path / "generators")
+    out = tmp_path / "probed.ckpt"
+    argv = ["tune", str(bundled_checkpoint_path()), "--dataset", "lavdf", "--root", str(root)]
+    argv += ["--split", SPLIT, "--cache", str(cache), "--out", str(out)]
+    probe_args = ["--probe", str(folder), "--probe-cache", str(tmp_path / "pcache")]
+    assert main([*argv, *probe_args, "--probe-groups", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "video probe: ridge" in printed and "| 10000 |" in printed
+    assert "video score pooling" not in printed  # the probe replaces the pooling rules
+
+    extra = load_checkpoint(out)[2]["extra"]
+    probe = VideoProbe.from_dict(extra["video_probe"])
+    record = extra["tuning"]["video_probe"]
+    assert record["fakes"] == 3 and record["reals"] == 2 and record["groups"] == 3
+    assert probe.ridge in [row["ridge"] for row in record["leave_generators_out"]]
+    # The tuned detector scores a video by the probe on its block summary, then calibrates.
+    plain, probed = Detector.from_checkpoint(), Detector.from_checkpoint(out)
+    assert plain.probe is None and probed.probe is not None
+    clip = folder / "b.mp4"
+    steps = plain.detect_steps(clip)
+    assert steps.block_summary is not None and len(steps.block_summary) == probe.n_features
+    expected = probed.calibration.calibrate(probe.probability(steps.block_summary))
+    assert probed.detect(clip).score == pytest.approx(expected, abs=1e-5)
+    # The silent clip's audio summary is NaN (no audio anywhere), not zeros.
+    silent = plain.detect_steps(folder / "d.mp4").block_summary
+    assert np.isnan(silent).any() and not np.isnan(steps.block_summary).any()
+    # Retuning the probed checkpoint without --probe keeps its probe.
+    again = tmp_path / "again.ckpt"
+    argv2 = ["tune", str(out), "--dataset", "lavdf", "--root", str(root), "--split", SPLIT]
+    assert main([*argv2, "--cache", str(cache), "--out", str(again)]) == 0
+    assert load_checkpoint(again)[2]["extra"]["video_probe"] == extra["video_probe"]
+    capsys.readouterr()
+    # A folder the probe cannot be fitted on: one line, nothing written.
+    bad = tmp_path / "bad.ckpt"
+    assert main([*argv[:-1], str(bad), *probe_args, "--probe-groups", "9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "n_groups" in err[0] and not bad.exists()

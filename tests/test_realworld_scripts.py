@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -24,54 +23,12 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import reencode_corpus  # noqa: E402
-
-# (file, label, kind, generator, has_audio, source clip)
-CLIPS = [
-    ("a.mp4", "fake", "talking-head", "FLOAT", "yes", "talking-face_pc-avs_00067.mp4"),
-    ("b.mp4", "fake", "lip-sync", "Wav2Lip", "yes", "talking-face_pc-avs_00473.mp4"),
-    ("c.mp4", "fake", "talking-head", "Loopy", "yes", "talking-face_pc-avs_00015.mp4"),
-    ("d.mp4", "real", "real", "none", "no", "talking-face_pc-avs_517600055.mp4"),
-    ("e.mp4", "real", "real", "none", "yes", "talking-face_pc-avs_00104.mp4"),
-]
-
-
-def cut(source: Path, out: Path, seconds: float, audio: bool) -> None:
-    """The first ``seconds`` of ``source`` at 25 fps, 160 px high (with its audio or none)."""
-    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        video = dst.add_stream("libx264", rate=25)
-        video.width = video.height = 160
-        video.pix_fmt = "yuv420p"
-        sound = dst.add_stream("aac", rate=16000) if audio else None  # streams before muxing
-        if sound is not None:
-            sound.layout = "mono"
-        for i, frame in enumerate(src.decode(src.streams.video[0])):
-            if i >= seconds * 25:
-                break
-            small = frame.reformat(width=160, height=160, format="yuv420p")
-            small.pts, small.time_base = i, Fraction(1, 25)
-            dst.mux(video.encode(small))
-        dst.mux(video.encode())
-        if sound is None:
-            return
-        src.seek(0)
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=16000)
-        for frame in src.decode(src.streams.audio[0]):
-            if frame.time is not None and frame.time >= seconds:
-                break
-            for piece in resampler.resample(frame):
-                dst.mux(sound.encode(piece))
-        dst.mux(sound.encode())
+from realworld_folder import make_realworld_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rw_src")
-    lines = ["file\tlabel\tkind\tgenerator\thas_audio"]
-    for file, label, kind, generator, audio, source in CLIPS:
-        cut(fx.talking(source), root / file, 1.2, audio == "yes")
-        lines.append("\t".join((file, label, kind, generator, audio)))
-    (root / "labels.tsv").write_text("\n".join(lines) + "\n")
-    return root
+    return make_realworld_folder(tmp_path_factory.mktemp("rw_src"))
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +156,6 @@ def test_reencode_refuses_bad_labels(tmp_path: Path) -> None:
     result = run("reencode_corpus.py", str(tmp_path), str(tmp_path / "out"))
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "no video 'x.mp4'" in result.stderr
-
-
-def test_logistic_regression_separates_and_is_chance_on_noise() -> None:
-    import metadata_baseline as mb
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 3))
-    y = (x[:, 0] + 0.1 * rng.normal(size=200) > 0).astype(float)
-    w = mb.fit_logistic(x, y)
-    assert w[0] > 1 and abs(w[1]) < 0.5 and abs(w[2]) < 0.5
 
 
 def test_metadata_baseline_prints_a_table(folder: Path, reencoded: Path) -> None:
@@ -371,39 +318,6 @@ def test_manifest_refuses_the_measuring_set(tmp_path: Path) -> None:
         "make_realworld_manifest.py", str(tmp_path / "m.jsonl"), "--realworld", str(measuring)
     )
     assert result.returncode == 1 and "for measuring only" in result.stderr
-
-
-def _probe_clips(n_families: int = 6, per_family: int = 4, n_reals: int = 12) -> list:
-    from avdf.types import Sample
-
-    fakes = [
-        Sample(f"f{k}_{i}", "realworld", "train", f"f{k}_{i}.mp4", label=1,
-               extra={"family": f"G{k}", "file": f"f{k}_{i}.mp4"})
-        for k in range(n_families) for i in range(per_family)
-    ]  # fmt: skip
-    reals = [
-        Sample(f"r{i}", "realworld", "train", f"r{i}.mp4", label=0,
-               extra={"family": "real", "file": f"r{i}.mp4"})
-        for i in range(n_reals)
-    ]  # fmt: skip
-    return fakes + reals
-
-
-def test_probe_scores_each_clip_held_out_and_finds_only_a_real_signal() -> None:
-    import probe_realworld as probe
-
-    samples = _probe_clips()
-    rng = np.random.default_rng(0)
-    noise = {s.id: rng.normal(size=6) for s in samples}
-    planted = {s.id: noise[s.id] + np.r_[3.0 * s.label, np.zeros(5)] for s in samples}
-    held = probe.held_out_scores(samples, planted, 3, 1.0)
-    assert sorted(held) == sorted(s.id for s in samples)  # every clip once, held out
-    assert {k for k, _ in held.values()} == {0, 1, 2}
-    pooled, per_fold = probe.logo_aucs(samples, held)
-    assert pooled > 0.85 and per_fold > 0.85
-    # Pure noise: a probe that saw its test labels would still score near 1 here.
-    blind = probe.held_out_scores(samples, noise, 3, 1.0)
-    assert 0.2 < probe.logo_aucs(samples, blind)[0] < 0.8
 
 
 def test_probe_script_with_the_bundled_checkpoint(folder: Path, tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
     avdf tune CHECKPOINT --dataset lavdf --root DIR [--split dev] [--cache DIR] \
         [--out TUNED.ckpt] [--force] [--json out.json]
     avdf tune CHECKPOINT --manifest fold0.jsonl [--split dev] ...   # a source-disjoint fold
+    avdf tune CHECKPOINT ... --probe FOLDER --probe-cache DIR [--probe-groups 4]
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
 dev AP@0.5 + AR@100, then the video score's pooling is chosen (the mean over the split's
 datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
-decision threshold and segment threshold are fitted. The result goes to ``--out`` (default
+decision threshold and segment threshold are fitted. With ``--probe`` a video probe
+(``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
+(the realworld layout: ``labels.tsv``), its ridge chosen leave-generators-out, and it
+replaces the pooling rules as the raw video score. The result goes to ``--out`` (default
 ``<stem>-tuned.ckpt`` beside CHECKPOINT, never overwritten without ``--force``); ``avdf
 detect`` and ``avdf evaluate`` use it by default.
 A before / after table of the dev figures is printed.
@@ -39,6 +43,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", metavar="CKPT", help="tuned checkpoint (default: <stem>-tuned.ckpt beside it)"
+    )
+    parser.add_argument(
+        "--probe",
+        metavar="FOLDER",
+        help="fit a video probe on this labels.tsv folder (e.g. re-encoded realworld-train); "
+        "clips of the dev split are left out of it",
+    )
+    parser.add_argument("--probe-cache", metavar="DIR", help="feature cache for --probe's clips")
+    parser.add_argument(
+        "--probe-groups",
+        metavar="G",
+        type=int,
+        default=None,
+        help="leave-generators-out folds for the probe's ridge: fake families dealt into G "
+        "groups (default 4)",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the tuning record as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --json")
@@ -83,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             manifest=args.manifest,
             progress=sys.stderr.isatty(),
+            probe_root=args.probe,
+            probe_cache=args.probe_cache,
+            probe_groups=args.probe_groups,
         )
         print(_table(result.before, result.after))
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())
@@ -92,12 +114,24 @@ def run(args: argparse.Namespace) -> int:
             f"calibration: temperature={c.temperature:.4g} shift={c.shift:.4g} "
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"
         )
-        pools = "; ".join(
-            f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
-        )
-        print(
-            f"video score pooling: {_pool_name(c.top_fraction)} (mean dev AUC per dataset: {pools})"
-        )
+        if result.probe is not None:
+            fit = result.probe
+            print(
+                f"video probe: ridge {fit.probe.ridge:g} of {len(fit.logo)}, on {fit.n_fakes} "
+                f"fakes and {fit.n_reals} reals of {args.probe}; leave-generators-out AUC:"
+            )
+            print("| ridge | pooled AUC | mean of the folds' AUCs |\n|---|---|---|")
+            for row in fit.logo:
+                print(f"| {row['ridge']:g} | {_cell(row['pooled AUC'])} | "
+                      f"{_cell(row['mean fold AUC'])} |")  # fmt: skip
+        else:
+            pools = "; ".join(
+                f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
+            )
+            print(
+                f"video score pooling: {_pool_name(c.top_fraction)} "
+                f"(mean dev AUC per dataset: {pools})"
+            )
         cached = f", {outputs.n_cached} from the cache" if args.cache else ""
         print(
             f"tuned on {result.n_videos} videos of {args.split}{cached}; wrote {path}",

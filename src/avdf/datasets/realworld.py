@@ -239,6 +239,14 @@ class Fold:
         return tuple(self.family.split(" + "))
 
 
+def copy_index(sample: Sample) -> int:
+    """Which re-encoded copy a clip is (``scripts/reencode_corpus.py`` writes ``rwt-004``,
+    ``rwt-004~1``, ...): ``rwt-004~2`` -> 2, ``rwt-004`` -> 0. Held-out scoring counts one
+    copy per clip."""
+    _, sep, k = sample.id.rpartition("~")
+    return int(k) if sep and k.isdigit() else 0
+
+
 def logo_folds(samples: Sequence[Sample], n_groups: int | None = None) -> list[Fold]:
     """Leave-one-generator-out folds over the labelled ``samples``, one per fake family
     (sorted by name); with ``n_groups``, the sorted families are dealt round-robin into that

@@ -9,16 +9,21 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           labels only);
       (b) calibration of the raw video score (the detector's score before calibration):
           first how it pools the video (``Calibration.top_fraction``, one of
-          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC,
-          then temperature and shift by minimum log-loss, then the decision ``threshold`` of
+          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC —
+          or, for a checkpoint with a video probe (given ``probe``, fitted on another
+          labelled folder by :mod:`avdf.evaluation.probe`), the probe's probability — then
+          temperature and shift by minimum log-loss, then the decision ``threshold`` of
           best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
           step-level F1 on the step fake probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
-       figures before / after), written atomically beside the input.
+       figures before / after), extra["video_probe"] (when fitted), written atomically
+       beside the input.
 
 :func:`tune_outputs` is the core on outputs already in memory (a training loop can call it
 with a ``Detector`` built around its model); :func:`tune_checkpoint` is the command's body.
-Only the dev split is ever used: tuning on a test fold would leak it (DESIGN §12.4).
+Only the dev split is ever used: tuning on a test fold would leak it (DESIGN §12.4). The
+probe's folder must not hold test clips either; clips of the dev split (and their re-encoded
+copies) are left out of it, so the calibration is fitted on clips the probe never saw.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
 from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
+from avdf.inference.probe import VideoProbe
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
@@ -67,6 +73,7 @@ class TuningResult:
     search: list[dict[str, Any]]  # every decoding combination tried with its objective
     n_videos: int
     pools: list[dict[str, Any]] = field(default_factory=list)  # every video pool tried
+    probe: Any = None  # the avdf.evaluation.probe.ProbeFit when one was fitted
 
     def to_dict(self) -> dict[str, Any]:
         """The ``extra["tuning"]`` record (JSON-serialisable)."""
@@ -77,6 +84,7 @@ class TuningResult:
             "after": self.after,
             "search": self.search,
             "video_pools": self.pools,
+            **({"video_probe": self.probe.to_dict()} if self.probe is not None else {}),
         }
 
 
@@ -112,7 +120,7 @@ def _predictions(
     decode: DecodeConfig,
     calibration: Calibration,
 ) -> list[Prediction]:
-    # A shallow copy shares the model; only the post-processing differs.
+    # A shallow copy shares the model (and probe); only the post-processing differs.
     tuner = copy.copy(detector)
     tuner.decode_config, tuner.calibration = decode, calibration
     return [tuner.predict(steps, official_name(sample)) for sample, steps in items]
@@ -391,32 +399,43 @@ def tune_outputs(
     detector: Detector,
     items: Sequence[tuple[Sample, StepOutputs]],
     search_space: Mapping[str, Sequence[Any]] | None = None,
+    probe: VideoProbe | None = None,
 ) -> TuningResult:
     """Decoding parameters and calibration fitted on labelled dev outputs (see the module
-    docstring). ``detector``'s own parameters are the "before" column and are not changed."""
+    docstring). ``detector``'s own parameters are the "before" column and are not changed;
+    ``probe`` (default: the detector's own, if any) scores the videos "after"."""
     if not items:
         raise AvdfError("no labelled video to tune on")
     labels = np.array([int(s.label or 0) for s, _ in items])
     _check_both_classes(labels.tolist())
     before = dev_figures(detector, items, detector.decode_config, detector.calibration)
+    tuned = copy.copy(detector)  # shares the model; only the post-processing differs
+    tuned.probe = probe if probe is not None else detector.probe
     decode, search = detector.decode_config, []
     if _has_temporal_labels(items):
         decode, search = search_decoding(detector, items, search_space)
-    pool, pools = choose_video_pool(items)
-    raw = raw_video_scores(items, pool)  # the detector's score before calibration
+    if tuned.probe is None:
+        pool, pools = choose_video_pool(items)
+        raw = raw_video_scores(items, pool)  # the detector's score before calibration
+    else:  # the probe replaces the pooling rules
+        pool = None
+        raw = np.array([tuned.raw_video_score(steps) for _, steps in items])
+        pools = [{"top_fraction": None, "rule": "video probe", "mean AUC": roc_auc(raw, labels)}]
     step_probs, step_targets_ = step_arrays(items)
     calibration = fit_calibration(raw, labels, step_probs, step_targets_)
     calibration = replace(calibration, top_fraction=pool)
     # Platt's smoothed targets can, on a tiny dev split, leave the plain dev log-loss above
-    # that of the stored temperature and shift: then those are kept (never worse on dev).
+    # that of the stored temperature and shift: then those are kept (never worse on dev),
+    # when they were fitted to the same raw score.
     current = detector.calibration
-    if current.top_fraction == pool and log_loss(
-        [current.calibrate(s) for s in raw], labels
-    ) < log_loss([calibration.calibrate(s) for s in raw], labels):
+    same_score = tuned.probe is detector.probe and current.top_fraction == pool
+    if same_score and log_loss([current.calibrate(s) for s in raw], labels) < log_loss(
+        [calibration.calibrate(s) for s in raw], labels
+    ):
         calibration = replace(calibration, temperature=current.temperature, shift=current.shift)
         calibrated = [calibration.calibrate(s) for s in raw]
         calibration = replace(calibration, threshold=best_threshold(calibrated, labels))
-    after = dev_figures(detector, items, decode, calibration)
+    after = dev_figures(tuned, items, decode, calibration)
     return TuningResult(decode, calibration, before, after, search, len(items), pools)
 
 
@@ -457,11 +476,18 @@ def tune_checkpoint(
     search_space: Mapping[str, Sequence[Any]] | None = None,
     progress: bool = False,
     detector: Detector | None = None,
+    probe_root: str | Path | None = None,
+    probe_cache: str | Path | None = None,
+    probe_groups: int | None = None,
 ) -> tuple[Path, TuningResult, DevOutputs]:
     """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
     and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;
-    an existing ``out`` is kept unless ``force``. Returns the path, the result and the dev
-    outputs (their ``failed`` lines name unreadable videos, which are left out)."""
+    an existing ``out`` is kept unless ``force``. With ``probe_root`` (a ``labels.tsv``
+    folder of the realworld layout; its features from ``probe_cache``) a video probe is
+    fitted on it first, its ridge chosen leave-generators-out over ``probe_groups`` groups
+    (:mod:`avdf.evaluation.probe`). Returns the path, the result and the dev outputs (their
+    ``failed`` lines name unreadable videos of the dev split and the probe's folder, which
+    are left out)."""
     from avdf.models.checkpoint import save_checkpoint
 
     target = Path(out) if out is not None else default_output(checkpoint)
@@ -470,8 +496,18 @@ def tune_checkpoint(
     dataset, samples = load_split(dataset, root, split, manifest)
     _check_both_classes([int(s.label) for s in samples if s.label is not None])
     detector = detector or Detector.from_checkpoint(checkpoint)
+    fitted = None
+    probe_failed: list[str] = []
+    if probe_root is not None:
+        fitted, probe_failed = _fit_probe(
+            detector, probe_root, probe_cache, probe_groups, samples, progress
+        )
     outputs = collect_outputs(detector, samples, cache_dir, progress)
-    result = tune_outputs(detector, outputs.items, search_space)
+    outputs.failed.extend(probe_failed)
+    result = tune_outputs(
+        detector, outputs.items, search_space, None if fitted is None else fitted.probe
+    )
+    result = replace(result, probe=fitted)
     extra = dict(detector.info.get("extra") or {})
     # Keep the window the detector ran with, whatever the source checkpoint's format.
     extra.setdefault("window_steps", detector.window_steps)
@@ -480,5 +516,43 @@ def tune_checkpoint(
     extra["tuning"] = json_safe(
         {**result.to_dict(), "dataset": dataset, "split": split, "failed": len(outputs.failed)}
     )
+    if fitted is not None:
+        extra["video_probe"] = fitted.probe.to_dict()
     save_checkpoint(target, detector.model, detector.spec, extra)
     return target, result, outputs
+
+
+def _fit_probe(
+    detector: Detector,
+    root: str | Path,
+    cache_dir: str | Path | None,
+    groups: int | None,
+    dev: Sequence[Sample],
+    progress: bool,
+) -> tuple[Any, list[str]]:
+    """A ProbeFit on the folder at ``root`` without the dev split's clips, and the
+    folder's failed lines."""
+    from avdf.datasets import load_dataset
+    from avdf.evaluation.probe import DEFAULT_GROUPS, fit_probe, summaries_of
+
+    dev_clips = {_clip_id(s.id) for s in dev}
+    samples = [
+        s
+        for s in load_dataset("realworld", root, split_by="none")
+        if _clip_id(s.id) not in dev_clips
+    ]
+    collected = collect_outputs(detector, samples, cache_dir, progress)
+    try:
+        fit = fit_probe(
+            [s for s, _ in collected.items],
+            summaries_of(collected.items),
+            DEFAULT_GROUPS if groups is None else groups,
+        )
+    except ValueError as e:
+        raise AvdfError(f"{root}: {e}") from None
+    return fit, collected.failed
+
+
+def _clip_id(sample_id: str) -> str:
+    """The clip a re-encoded copy was made from (``rwt-004~2`` -> ``rwt-004``)."""
+    return sample_id.rpartition("~")[0] or sample_id

@@ -18,7 +18,9 @@ probabilities are already averaged over overlapping windows, which damps single-
 spikes. A single step decides that maximum, though, and a generated face is fake at every
 step: the mean of the top fraction of step probabilities weighs the whole video. The
 calibration's ``top_fraction`` (fitted by ``avdf tune``) selects the rule. See
-:func:`aggregate_video_score`.
+:func:`aggregate_video_score`. A checkpoint tuned with a video probe
+(:mod:`avdf.inference.probe`) scores the video by the probe instead, from the model's block
+summary averaged over the windows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from avdf.data.batch import features_to_inputs
 from avdf.errors import InputError
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig, decode_proposals
+from avdf.inference.probe import VideoProbe
 from avdf.inference.sliding import OverlapStitcher, iter_windows
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
@@ -67,6 +70,10 @@ class StepOutputs:
     audio_present: np.ndarray  # (N,) bool, audio available at the step
     face_present: np.ndarray  # (N,) bool, face (and so lips) available at the step
     notes: list[str] = field(default_factory=list)  # pipeline remarks ("no audio stream")
+    # (F,) float32 the model's block summary (ModelOutput.block_summary) averaged over the
+    # windows that had each feature (NaN: a modality absent from the whole video); None
+    # for models without one
+    block_summary: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -148,6 +155,8 @@ class Detector:
         tuned = self.info.get("extra") or {}
         self.decode_config = decode or DecodeConfig.from_dict(tuned.get("decode"))
         self.calibration = calibration or Calibration.from_dict(tuned.get("calibration"))
+        probe = tuned.get("video_probe")
+        self.probe = VideoProbe.from_dict(probe) if probe else None
         trained = self.info.get("window_steps") or tuned.get("window_steps")
         self.window_steps = int(window_steps or trained or DEFAULT_WINDOW_STEPS)
         self.hop_steps = hop_steps or max(1, self.window_steps // 2)
@@ -193,8 +202,11 @@ class Detector:
     def n_levels(self) -> int:
         return int(self.model.head.n_levels)
 
-    def _run_batch(self, windows: list[VideoFeatures]) -> tuple[np.ndarray, np.ndarray]:
-        """Model outputs for a batch: per-step channels (B, T, 5 + 3L) and video prob (B,)."""
+    def _run_batch(
+        self, windows: list[VideoFeatures]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Model outputs for a batch: per-step channels (B, T, 5 + 3L), video prob (B,)
+        and the block summary (B, F) (None if the model gives none)."""
         inputs = features_to_inputs(windows, self.window_steps, self.experts)
         with torch.inference_mode():
             out = self.model(**inputs)
@@ -221,7 +233,8 @@ class Detector:
                 ],
                 dim=-1,
             )  # (B, T, 5 + 3L)
-        return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy()
+        summary = None if out.block_summary is None else out.block_summary.float().numpy()
+        return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy(), summary
 
     def detect_steps(self, path: str | Path) -> StepOutputs:
         """Stitched per-step probabilities for the whole video at ``path``."""
@@ -263,12 +276,14 @@ class Detector:
         stitcher = OverlapStitcher(self.window_steps, n_channels, self.weighting)
         finished: list[np.ndarray] = []  # (n, channels) blocks of final steps
         window_probs: list[np.ndarray] = []
+        summary = _RunningMean()  # of the windows' block summaries: F floats, not per window
         audio_present: list[np.ndarray] = []  # (n,) bool per chunk: a bit per step
         face_present: list[np.ndarray] = []
         pending: list[VideoFeatures] = []
 
         def flush() -> None:
-            channels, video_prob = self._run_batch(pending)
+            channels, video_prob, window_summary = self._run_batch(pending)
+            summary.add(window_summary)
             for window, values in zip(pending, channels, strict=True):
                 finished.append(stitcher.add(window.first_step, values[: window.n_steps]))
             window_probs.append(video_prob)
@@ -304,6 +319,7 @@ class Detector:
             start_prob=steps[:, 3] if has_edges else None,
             end_prob=steps[:, 4] if has_edges else None,
             window_video_prob=np.concatenate(window_probs).astype(np.float32),
+            block_summary=summary.value(),
             audio_present=np.concatenate(audio_present),
             face_present=np.concatenate(face_present),
         )
@@ -341,14 +357,21 @@ class Detector:
         return Prediction(
             video_id=video_id,
             duration=steps.duration,
-            score=self.calibration.calibrate(
-                aggregate_video_score(
-                    steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
-                )
-            ),
+            score=self.calibration.calibrate(self.raw_video_score(steps)),
             modality_scores=modality_scores,
             segments=segments,
             modalities_present=steps.modalities_present,
+        )
+
+    def raw_video_score(self, steps: StepOutputs) -> float:
+        """The video score before calibration: the probe's probability when the checkpoint
+        has a probe, else :func:`aggregate_video_score` with the calibration's pooling."""
+        if self.probe is not None:
+            if steps.block_summary is None:
+                raise ValueError("the checkpoint's video probe needs a model with a block summary")
+            return self.probe.probability(steps.block_summary)
+        return aggregate_video_score(
+            steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
         )
 
     def detect_with_steps(
@@ -368,6 +391,31 @@ class Detector:
         """Score pre-computed feature chunks (e.g. read from a cache) exactly as
         :meth:`detect` scores a video: same windows, model, stitching and decoding."""
         return self.predict(self.steps_from_features(chunks, duration, video_id), video_id)
+
+
+class _RunningMean:
+    """Feature-wise mean of (B, F) batches ignoring NaN, in F floats of memory."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count: np.ndarray | None = None
+
+    def add(self, batch: np.ndarray | None) -> None:
+        if batch is None:
+            return
+        batch = np.asarray(batch, dtype=np.float64)
+        if self.total is None or self.count is None:
+            self.total = np.zeros(batch.shape[-1])
+            self.count = np.zeros(batch.shape[-1])
+        self.total += np.nansum(batch, axis=0)
+        self.count += np.sum(~np.isnan(batch), axis=0)
+
+    def value(self) -> np.ndarray | None:
+        """The mean (F,) float32, NaN where no batch had the feature; None before any."""
+        if self.total is None or self.count is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.total / self.count, np.nan).astype(np.float32)
 
 
 def _check_spec(

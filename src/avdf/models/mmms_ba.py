@@ -325,6 +325,9 @@ class MMMSBA(nn.Module):
             presence_used=used,
             sync_audio=sync_audio,
             sync_lips=sync_lips,
+            block_summary=torch.cat(
+                [_masked_mean_std(blocks[m], masks[m]) for m in self.modalities], dim=-1
+            ),
         )
 
     def _expert_inputs(
@@ -373,6 +376,17 @@ def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     peak = x.masked_fill(~m, torch.finfo(x.dtype).min).amax(dim=1)
     peak = torch.where(mask.any(dim=1, keepdim=True), peak, torch.zeros_like(peak))
     return torch.cat([mean, peak], dim=-1)
+
+
+def _masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[mean ; sd] of x (B, T, C) over the steps where mask (B, T) is True -> (B, 2C);
+    NaN for a window with no such step (nothing to summarise, not a zero feature)."""
+    w = mask.unsqueeze(-1).to(x.dtype)
+    count = w.sum(dim=1)  # (B, 1)
+    mean = (x * w).sum(dim=1) / count.clamp(min=1)
+    sd = ((((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / count.clamp(min=1)).sqrt()
+    out = torch.cat([mean, sd], dim=-1)
+    return out.masked_fill(count == 0, float("nan"))
 
 
 # --- registered variants: kwargs only ----------------------------------------------------
