@@ -233,7 +233,10 @@ class Detector:
                 ],
                 dim=-1,
             )  # (B, T, 5 + 3L)
-        summary = None if out.block_summary is None else out.block_summary.float().numpy()
+        summary = None  # NaN where a modality was absent from the window
+        if out.block_summary is not None and out.block_summary_used is not None:
+            used = out.block_summary_used
+            summary = torch.where(used, out.block_summary.float(), float("nan")).numpy()
         return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy(), summary
 
     def detect_steps(self, path: str | Path) -> StepOutputs:

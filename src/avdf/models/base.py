@@ -38,9 +38,11 @@ class ModelOutput:
     sync_lips: torch.Tensor | None = None
     # (B, 2 * sum of block dims) per window: each modality block's output (before context
     # and fusion) summarised by its mean and sd over the steps where the modality was used,
-    # modalities in model order; NaN for a modality unused in the whole window. What a
-    # video probe reads (avdf.inference.probe); None for models that do not provide it.
+    # modalities in model order; zero for a modality unused in the whole window, which
+    # ``block_summary_used`` (same shape, bool) marks False. What a video probe reads
+    # (avdf.inference.probe); None for models that do not provide it.
     block_summary: torch.Tensor | None = None
+    block_summary_used: torch.Tensor | None = None
 
     def level_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Level logits (B, T, L) and distances (B, T, L, 2) on the step grid."""

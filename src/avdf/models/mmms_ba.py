@@ -314,6 +314,7 @@ class MMMSBA(nn.Module):
         modality_logits = self.modality_head(fused)  # (B, T, 2)
         used = torch.zeros(b, t, len(MODALITIES), dtype=torch.bool, device=present.device)
         used[..., [MODALITIES.index(m) for m in self.modalities]] = present
+        summaries = [_masked_mean_std(blocks[m], masks[m]) for m in self.modalities]
         return ModelOutput(
             fake_logits=localization.fake_logits,
             levels=localization.levels,
@@ -325,9 +326,8 @@ class MMMSBA(nn.Module):
             presence_used=used,
             sync_audio=sync_audio,
             sync_lips=sync_lips,
-            block_summary=torch.cat(
-                [_masked_mean_std(blocks[m], masks[m]) for m in self.modalities], dim=-1
-            ),
+            block_summary=torch.cat([summary for summary, _ in summaries], dim=-1),
+            block_summary_used=torch.cat([used for _, used in summaries], dim=-1),
         )
 
     def _expert_inputs(
@@ -378,15 +378,15 @@ def _masked_mean_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, peak], dim=-1)
 
 
-def _masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[mean ; sd] of x (B, T, C) over the steps where mask (B, T) is True -> (B, 2C);
-    NaN for a window with no such step (nothing to summarise, not a zero feature)."""
-    w = mask.unsqueeze(-1).to(x.dtype)
-    count = w.sum(dim=1)  # (B, 1)
-    mean = (x * w).sum(dim=1) / count.clamp(min=1)
-    sd = ((((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / count.clamp(min=1)).sqrt()
-    out = torch.cat([mean, sd], dim=-1)
-    return out.masked_fill(count == 0, float("nan"))
+def _masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[mean ; sd] of x (B, T, C) over the steps where mask (B, T) is True -> (B, 2C), zeros
+    for a window with no such step, and whether it had one, as a (B, 2C) bool."""
+    m = mask.unsqueeze(-1)
+    count = m.sum(dim=1).to(x.dtype)  # (B, 1)
+    mean = torch.where(m, x, 0.0).sum(dim=1) / count.clamp(min=1)
+    sd = (torch.where(m, x - mean.unsqueeze(1), 0.0) ** 2).sum(dim=1) / count.clamp(min=1)
+    out = torch.cat([mean, sd.clamp(min=1e-12).sqrt()], dim=-1)  # finite gradient at 0
+    return out, (count > 0).expand_as(out)
 
 
 # --- registered variants: kwargs only ----------------------------------------------------
