@@ -231,7 +231,7 @@ def test_tune_fits_a_video_probe_that_detect_then_scores_by(
     assert main([*argv, *probe_args, "--probe-groups", "3"]) == 0
     printed = capsys.readouterr().out
     assert "video probe: ridge" in printed and "| 10000 |" in printed
-    assert "video score pooling" not in printed  # the probe replaces the pooling rules
+    assert "x pooled score logit" in printed  # the probe is blended with the pooled score
 
     extra = load_checkpoint(out)[2]["extra"]
     probe = VideoProbe.from_dict(extra["video_probe"])
@@ -244,7 +244,12 @@ def test_tune_fits_a_video_probe_that_detect_then_scores_by(
     clip = folder / "b.mp4"
     steps = plain.detect_steps(clip)
     assert steps.block_summary is not None and len(steps.block_summary) == probe.n_features
-    expected = probed.calibration.calibrate(probe.probability(steps.block_summary))
+    rule = plain.__class__(plain.model, plain.spec, calibration=probed.calibration)
+    pooled = rule.raw_video_score(steps)  # the pooled step score alone (no probe)
+    blended = 1 / (1 + np.exp(-(probe.probe_weight * probe.logit(steps.block_summary)
+                                + probe.rule_weight * np.log(pooled / (1 - pooled))
+                                + probe.blend_bias)))  # fmt: skip
+    expected = probed.calibration.calibrate(blended)
     assert probed.detect(clip).score == pytest.approx(expected, abs=1e-5)
     # The silent clip's audio summary is NaN (no audio anywhere), not zeros.
     silent = plain.detect_steps(folder / "d.mp4").block_summary
@@ -253,7 +258,8 @@ def test_tune_fits_a_video_probe_that_detect_then_scores_by(
     again = tmp_path / "again.ckpt"
     argv2 = ["tune", str(out), "--dataset", "lavdf", "--root", str(root), "--split", SPLIT]
     assert main([*argv2, "--cache", str(cache), "--out", str(again)]) == 0
-    assert load_checkpoint(again)[2]["extra"]["video_probe"] == extra["video_probe"]
+    kept = load_checkpoint(again)[2]["extra"]["video_probe"]  # the same probe, blend refitted
+    assert kept["weights"] == extra["video_probe"]["weights"] and kept["ridge"] == probe.ridge
     capsys.readouterr()
     # A folder the probe cannot be fitted on: one line, nothing written.
     bad = tmp_path / "bad.ckpt"

@@ -12,8 +12,8 @@ dev AP@0.5 + AR@100, then the video score's pooling is chosen (the mean over the
 datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
 decision threshold and segment threshold are fitted. With ``--probe`` a video probe
 (``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
-(the realworld layout: ``labels.tsv``), its ridge chosen leave-generators-out, and it
-replaces the pooling rules as the raw video score. The result goes to ``--out`` (default
+(the realworld layout: ``labels.tsv``), its ridge chosen leave-generators-out, and the raw
+video score becomes its blend with the pooled score, the blend fitted on dev. The result goes to ``--out`` (default
 ``<stem>-tuned.ckpt`` beside CHECKPOINT, never overwritten without ``--force``); ``avdf
 detect`` and ``avdf evaluate`` use it by default.
 A before / after table of the dev figures is printed.
@@ -114,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
             f"calibration: temperature={c.temperature:.4g} shift={c.shift:.4g} "
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"
         )
+        pools = "; ".join(
+            f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
+        )
+        print(
+            f"video score pooling: {_pool_name(c.top_fraction)} (mean dev AUC per dataset: {pools})"
+        )
         if result.probe is not None:
             fit = result.probe
             print(
@@ -124,13 +130,11 @@ def run(args: argparse.Namespace) -> int:
             for row in fit.logo:
                 print(f"| {row['ridge']:g} | {_cell(row['pooled AUC'])} | "
                       f"{_cell(row['mean fold AUC'])} |")  # fmt: skip
-        else:
-            pools = "; ".join(
-                f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
-            )
+        if result.video_probe is not None:
+            v = result.video_probe
             print(
-                f"video score pooling: {_pool_name(c.top_fraction)} "
-                f"(mean dev AUC per dataset: {pools})"
+                f"video score: sigmoid({v.probe_weight:.3g} x probe logit + {v.rule_weight:.3g} "
+                f"x pooled score logit + {v.blend_bias:.3g}), blend fitted on dev"
             )
         cached = f", {outputs.n_cached} from the cache" if args.cache else ""
         print(

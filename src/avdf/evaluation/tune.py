@@ -9,10 +9,10 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           labels only);
       (b) calibration of the raw video score (the detector's score before calibration):
           first how it pools the video (``Calibration.top_fraction``, one of
-          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC —
-          or, for a checkpoint with a video probe (given ``probe``, fitted on another
-          labelled folder by :mod:`avdf.evaluation.probe`), the probe's probability — then
-          temperature and shift by minimum log-loss, then the decision ``threshold`` of
+          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC;
+          for a checkpoint with a video probe (given ``probe``, fitted on another labelled
+          folder by :mod:`avdf.evaluation.probe`), the blend of the probe's logit and that
+          pooled score's (:func:`fit_blend`, each dataset weighing alike); then temperature and shift by minimum log-loss, then the decision ``threshold`` of
           best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
           step-level F1 on the step fake probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
@@ -43,7 +43,7 @@ from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
 from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
-from avdf.inference.probe import VideoProbe
+from avdf.inference.probe import VideoProbe, fit_logistic, logit
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
@@ -74,6 +74,7 @@ class TuningResult:
     n_videos: int
     pools: list[dict[str, Any]] = field(default_factory=list)  # every video pool tried
     probe: Any = None  # the avdf.evaluation.probe.ProbeFit when one was fitted
+    video_probe: VideoProbe | None = None  # the probe with its blend, as stored
 
     def to_dict(self) -> dict[str, Any]:
         """The ``extra["tuning"]`` record (JSON-serialisable)."""
@@ -414,13 +415,13 @@ def tune_outputs(
     decode, search = detector.decode_config, []
     if _has_temporal_labels(items):
         decode, search = search_decoding(detector, items, search_space)
-    if tuned.probe is None:
-        pool, pools = choose_video_pool(items)
-        raw = raw_video_scores(items, pool)  # the detector's score before calibration
-    else:  # the probe replaces the pooling rules
-        pool = None
-        raw = np.array([tuned.raw_video_score(steps) for _, steps in items])
-        pools = [{"top_fraction": None, "rule": "video probe", "mean AUC": roc_auc(raw, labels)}]
+    pool, pools = choose_video_pool(items)
+    raw = raw_video_scores(items, pool)  # the detector's score before calibration
+    if tuned.probe is not None:
+        tuned.probe = fit_blend(tuned.probe, items, raw)
+        raw = np.array(
+            [tuned.probe.score(st.block_summary, r) for (_, st), r in zip(items, raw, strict=True)]
+        )
     step_probs, step_targets_ = step_arrays(items)
     calibration = fit_calibration(raw, labels, step_probs, step_targets_)
     calibration = replace(calibration, top_fraction=pool)
@@ -436,7 +437,27 @@ def tune_outputs(
         calibrated = [calibration.calibrate(s) for s in raw]
         calibration = replace(calibration, threshold=best_threshold(calibrated, labels))
     after = dev_figures(tuned, items, decode, calibration)
-    return TuningResult(decode, calibration, before, after, search, len(items), pools)
+    return TuningResult(
+        decode, calibration, before, after, search, len(items), pools, video_probe=tuned.probe
+    )
+
+
+def fit_blend(
+    probe: VideoProbe, items: Sequence[tuple[Sample, StepOutputs]], rule_scores: Any
+) -> VideoProbe:
+    """``probe`` with its blend weights (:mod:`avdf.inference.probe`) fitted on the dev
+    items: a logistic regression of the labels on [probe logit, logit(rule score)], each
+    dataset of the split weighing alike in total (a few whole-video fakes are not outvoted
+    by many short edits, as in :func:`choose_video_pool`)."""
+    x = np.array(
+        [[float(probe.logit(st.block_summary)), float(logit(r))]
+         for (_, st), r in zip(items, rule_scores, strict=True)]
+    )  # fmt: skip
+    labels = np.array([int(s.label or 0) for s, _ in items], np.float64)
+    names = np.array([s.dataset for s, _ in items])
+    weight = np.array([len(items) / np.sum(names == d) for d in names]) / len(set(names))
+    w = fit_logistic(x, labels, 1e-3, sample_weight=weight)
+    return replace(probe, probe_weight=float(w[0]), rule_weight=float(w[1]), blend_bias=float(w[2]))
 
 
 def _check_both_classes(labels: Sequence[int]) -> None:
@@ -516,8 +537,8 @@ def tune_checkpoint(
     extra["tuning"] = json_safe(
         {**result.to_dict(), "dataset": dataset, "split": split, "failed": len(outputs.failed)}
     )
-    if fitted is not None:
-        extra["video_probe"] = fitted.probe.to_dict()
+    if result.video_probe is not None:
+        extra["video_probe"] = result.video_probe.to_dict()
     save_checkpoint(target, detector.model, detector.spec, extra)
     return target, result, outputs
 

@@ -19,8 +19,8 @@ spikes. A single step decides that maximum, though, and a generated face is fake
 step: the mean of the top fraction of step probabilities weighs the whole video. The
 calibration's ``top_fraction`` (fitted by ``avdf tune``) selects the rule. See
 :func:`aggregate_video_score`. A checkpoint tuned with a video probe
-(:mod:`avdf.inference.probe`) scores the video by the probe instead, from the model's block
-summary averaged over the windows.
+(:mod:`avdf.inference.probe`) blends that rule's score with the probe's, which reads the
+model's block summary averaged over the windows.
 """
 
 from __future__ import annotations
@@ -367,15 +367,17 @@ class Detector:
         )
 
     def raw_video_score(self, steps: StepOutputs) -> float:
-        """The video score before calibration: the probe's probability when the checkpoint
-        has a probe, else :func:`aggregate_video_score` with the calibration's pooling."""
-        if self.probe is not None:
-            if steps.block_summary is None:
-                raise ValueError("the checkpoint's video probe needs a model with a block summary")
-            return self.probe.probability(steps.block_summary)
-        return aggregate_video_score(
+        """The video score before calibration: :func:`aggregate_video_score` with the
+        calibration's pooling (the rule score), blended with the video probe's when the
+        checkpoint has one (:meth:`avdf.inference.probe.VideoProbe.score`)."""
+        rule = aggregate_video_score(
             steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
         )
+        if self.probe is None:
+            return rule
+        if steps.block_summary is None:
+            raise ValueError("the checkpoint's video probe needs a model with a block summary")
+        return self.probe.score(steps.block_summary, rule)
 
     def detect_with_steps(
         self, path: str | Path, video_id: str | None = None

@@ -6,7 +6,13 @@ linear probe refitted on genuine generator outputs, over the frozen model's moda
 window, averaged over the video's windows by the Detector), carries further to generators
 neither saw (docs/realworld.md). ``avdf tune --probe FOLDER`` fits one and stores it in the
 checkpoint (``extra["video_probe"]``); the Detector then scores videos with it, and the
-calibration (temperature, shift, threshold) applies to its probability as to any raw score.
+calibration (temperature, shift, threshold) applies to its score as to any raw score.
+
+The probe reads a whole-video average, so it cannot see a short edit inside a real video,
+which the model's own pooled step score (the calibration's rule) does see. The video score is
+therefore a blend fitted on the dev split by ``avdf tune``:
+``sigmoid(probe_weight * probe logit + rule_weight * logit(rule score) + blend_bias)``
+(the defaults 1, 0, 0 are the probe alone).
 
 Features are standardised on the probe's training videos. A modality the video lacks (no
 audio track) has NaN summaries; they count as the training mean (0 after standardising), so
@@ -29,6 +35,10 @@ class VideoProbe:
     weights: np.ndarray  # (F,) on the standardised features
     bias: float
     ridge: float  # the L2 strength it was fitted with
+    # The blend with the model's own pooled score (module docstring); fitted on dev.
+    probe_weight: float = 1.0
+    rule_weight: float = 0.0
+    blend_bias: float = 0.0
 
     @property
     def n_features(self) -> int:
@@ -48,6 +58,13 @@ class VideoProbe:
         """Probability that the video of one summary (F,) is fake."""
         return float(_sigmoid(float(self.logit(summary))))
 
+    def score(self, summary: np.ndarray, rule_score: float) -> float:
+        """The blended video score of one video: its summary (F,) and its rule score."""
+        z = self.probe_weight * float(self.logit(summary)) + self.blend_bias
+        if self.rule_weight:
+            z += self.rule_weight * float(logit(rule_score))
+        return float(_sigmoid(z))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable (a checkpoint's ``extra`` must load under ``weights_only``)."""
         return {
@@ -56,6 +73,9 @@ class VideoProbe:
             "weights": self.weights.tolist(),
             "bias": float(self.bias),
             "ridge": float(self.ridge),
+            "probe_weight": float(self.probe_weight),
+            "rule_weight": float(self.rule_weight),
+            "blend_bias": float(self.blend_bias),
         }
 
     @classmethod
@@ -63,7 +83,10 @@ class VideoProbe:
         arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "weights")}
         if len({len(a) for a in arrays.values()}) != 1:
             raise ValueError("video probe: mean, scale and weights differ in length")
-        return cls(**arrays, bias=float(data["bias"]), ridge=float(data["ridge"]))
+        blend = {
+            k: float(data[k]) for k in ("probe_weight", "rule_weight", "blend_bias") if k in data
+        }
+        return cls(**arrays, bias=float(data["bias"]), ridge=float(data["ridge"]), **blend)
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float) -> VideoProbe:
@@ -81,22 +104,36 @@ class VideoProbe:
         return cls(mean=mean, scale=scale, weights=w[:-1], bias=float(w[-1]), ridge=ridge)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50) -> np.ndarray:
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float,
+    iterations: int = 50,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Weights (F + 1,), the intercept last, of an L2 logistic regression on ``x`` (N, F) by
-    Newton's method (a few hundred videos and features: exact and dependency-free)."""
+    Newton's method (a few hundred videos and features: exact and dependency-free);
+    ``sample_weight`` (N,) scales each video's loss (default 1)."""
     design = np.hstack([x, np.ones((len(x), 1))])
+    v = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     w = np.zeros(design.shape[1])
     penalty = np.full(design.shape[1], float(l2))
     penalty[-1] = 0.0  # the intercept is not shrunk
     for _ in range(iterations):
         p = _sigmoid(design @ w)
-        gradient = design.T @ (p - y) + penalty * w
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty)
+        gradient = design.T @ (v * (p - y)) + penalty * w
+        hessian = (design * (v * p * (1 - p))[:, None]).T @ design + np.diag(penalty)
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
     return w
+
+
+def logit(p: Any, eps: float = 1e-6) -> Any:
+    """log(p / (1 - p)) with p clipped to [eps, 1 - eps] (as the calibration clips)."""
+    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
+    return np.log(q / (1.0 - q))
 
 
 def _sigmoid(z: Any) -> Any:
