@@ -23,6 +23,7 @@ from avdf.evaluation.tune import (
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig
 from avdf.inference.detector import Detector, bundled_checkpoint_path
+from avdf.metrics import roc_auc
 from avdf.models.checkpoint import load_checkpoint
 
 SPLIT = "train"  # 12 of the 16 videos, real and fake: more to tune on than dev's 2
@@ -266,3 +267,35 @@ def test_tune_fits_a_video_probe_that_detect_then_scores_by(
     assert main([*argv[:-1], str(bad), *probe_args, "--probe-groups", "9"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "n_groups" in err[0] and not bad.exists()
+
+
+def test_blend_weighs_the_probe_where_the_pooled_score_is_blind() -> None:
+    from dataclasses import replace
+
+    from avdf.evaluation.tune import fit_blend
+    from avdf.inference.probe import VideoProbe
+
+    # Short edits ("lavdf"): the pooled step score separates them, the whole-video probe
+    # does not. Generated faces ("realworld"): the other way round. Summaries are one
+    # number that the probe reads as it is (mean 0, scale 1, weight 1).
+    rng = np.random.default_rng(3)
+    probe = VideoProbe(np.zeros(1), np.ones(1), np.ones(1), 0.0, 1.0)
+    items, rule = [], []
+    for dataset, n in (("lavdf", 60), ("realworld", 20)):
+        for i in range(n):
+            label = i % 2
+            sample, steps = _pool_item(dataset, label, [0.5] * 8)
+            informative = 2.0 * label - 1.0 + 0.5 * rng.normal()
+            noise = rng.normal()
+            summary = noise if dataset == "lavdf" else informative
+            items.append((sample, replace(steps, block_summary=np.array([summary]))))
+            rule.append(1 / (1 + np.exp(-(informative if dataset == "lavdf" else noise))))
+    blended = fit_blend(probe, items, rule)
+    assert blended.probe_weight > 0.5 and blended.rule_weight > 0.5
+    assert np.array_equal(blended.weights, probe.weights)  # the probe is not refitted
+    scores = [blended.score(st.block_summary, r) for (_, st), r in zip(items, rule, strict=True)]
+    for dataset in ("lavdf", "realworld"):
+        part = [
+            (s, x.label) for (x, _), s in zip(items, scores, strict=True) if x.dataset == dataset
+        ]
+        assert roc_auc(*zip(*part, strict=True)) > 0.8, dataset
