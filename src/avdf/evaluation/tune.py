@@ -12,7 +12,8 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC;
           for a checkpoint with a video probe (given ``probe``, fitted on another labelled
           folder by :mod:`avdf.evaluation.probe`), the blend of the probe's logit and that
-          pooled score's (:func:`fit_blend`, each dataset weighing alike); then temperature and shift by minimum log-loss, then the decision ``threshold`` of
+          pooled score's (:func:`fit_blend`: on dev and on the probe folder's held-out
+          scores, each dataset weighing alike); then temperature and shift by minimum log-loss, then the decision ``threshold`` of
           best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
           step-level F1 on the step fake probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
@@ -401,10 +402,13 @@ def tune_outputs(
     items: Sequence[tuple[Sample, StepOutputs]],
     search_space: Mapping[str, Sequence[Any]] | None = None,
     probe: VideoProbe | None = None,
+    held_out: Sequence[tuple[Sample, StepOutputs, float]] = (),
 ) -> TuningResult:
     """Decoding parameters and calibration fitted on labelled dev outputs (see the module
     docstring). ``detector``'s own parameters are the "before" column and are not changed;
-    ``probe`` (default: the detector's own, if any) scores the videos "after"."""
+    ``probe`` (default: the detector's own, if any) scores the videos "after". ``held_out``:
+    the probe's own clips with their held-out probe logits, which the blend is fitted on
+    beside the dev split (:func:`fit_blend`)."""
     if not items:
         raise AvdfError("no labelled video to tune on")
     labels = np.array([int(s.label or 0) for s, _ in items])
@@ -418,7 +422,8 @@ def tune_outputs(
     pool, pools = choose_video_pool(items)
     raw = raw_video_scores(items, pool)  # the detector's score before calibration
     if tuned.probe is not None:
-        tuned.probe = fit_blend(tuned.probe, items, raw)
+        rows = [(s, logit_, raw_video_scores([(s, st)], pool)[0]) for s, st, logit_ in held_out]
+        tuned.probe = fit_blend(tuned.probe, items, raw, rows)
         raw = np.array(
             [tuned.probe.score(st.block_summary, r) for (_, st), r in zip(items, raw, strict=True)]
         )
@@ -443,19 +448,25 @@ def tune_outputs(
 
 
 def fit_blend(
-    probe: VideoProbe, items: Sequence[tuple[Sample, StepOutputs]], rule_scores: Any
+    probe: VideoProbe,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    rule_scores: Any,
+    held_out: Sequence[tuple[Sample, float, float]] = (),
 ) -> VideoProbe:
     """``probe`` with its blend weights (:mod:`avdf.inference.probe`) fitted on the dev
-    items: a logistic regression of the labels on [probe logit, logit(rule score)], each
-    dataset of the split weighing alike in total (a few whole-video fakes are not outvoted
-    by many short edits, as in :func:`choose_video_pool`)."""
-    x = np.array(
-        [[float(probe.logit(st.block_summary)), float(logit(r))]
-         for (_, st), r in zip(items, rule_scores, strict=True)]
-    )  # fmt: skip
-    labels = np.array([int(s.label or 0) for s, _ in items], np.float64)
-    names = np.array([s.dataset for s, _ in items])
-    weight = np.array([len(items) / np.sum(names == d) for d in names]) / len(set(names))
+    items (and on ``held_out``: ``(sample, held-out probe logit, rule score)`` of the
+    probe's own clips, scored by probes that never saw their generator): a logistic
+    regression of the labels on [probe logit, logit(rule score)], each dataset weighing
+    alike in total (a few whole-video fakes are not outvoted by many short edits, as in
+    :func:`choose_video_pool`)."""
+    rows = [
+        (sample, float(probe.logit(steps.block_summary)), float(rule))
+        for (sample, steps), rule in zip(items, rule_scores, strict=True)
+    ] + [(sample, float(z), float(rule)) for sample, z, rule in held_out]
+    x = np.array([[z, float(logit(rule))] for _, z, rule in rows])
+    labels = np.array([int(s.label or 0) for s, _, _ in rows], np.float64)
+    names = np.array([s.dataset for s, _, _ in rows])
+    weight = np.array([len(rows) / np.sum(names == d) for d in names]) / len(set(names))
     w = fit_logistic(x, labels, 1e-3, sample_weight=weight)
     return replace(probe, probe_weight=float(w[0]), rule_weight=float(w[1]), blend_bias=float(w[2]))
 
@@ -517,16 +528,22 @@ def tune_checkpoint(
     dataset, samples = load_split(dataset, root, split, manifest)
     _check_both_classes([int(s.label) for s in samples if s.label is not None])
     detector = detector or Detector.from_checkpoint(checkpoint)
-    fitted = None
+    fitted, held_out = None, []
     probe_failed: list[str] = []
     if probe_root is not None:
-        fitted, probe_failed = _fit_probe(
+        fitted, probe_outputs = _fit_probe(
             detector, probe_root, probe_cache, probe_groups, samples, progress
         )
+        probe_failed = probe_outputs.failed
+        held_out = [
+            (s, st, fitted.held_out[s.id])
+            for s, st in probe_outputs.items
+            if s.id in fitted.held_out
+        ]
     outputs = collect_outputs(detector, samples, cache_dir, progress)
     outputs.failed.extend(probe_failed)
     result = tune_outputs(
-        detector, outputs.items, search_space, None if fitted is None else fitted.probe
+        detector, outputs.items, search_space, None if fitted is None else fitted.probe, held_out
     )
     result = replace(result, probe=fitted)
     extra = dict(detector.info.get("extra") or {})
@@ -550,9 +567,9 @@ def _fit_probe(
     groups: int | None,
     dev: Sequence[Sample],
     progress: bool,
-) -> tuple[Any, list[str]]:
+) -> tuple[Any, DevOutputs]:
     """A ProbeFit on the folder at ``root`` without the dev split's clips, and the
-    folder's failed lines."""
+    folder's outputs."""
     from avdf.datasets import load_dataset
     from avdf.evaluation.probe import DEFAULT_GROUPS, fit_probe, summaries_of
 
@@ -571,7 +588,7 @@ def _fit_probe(
         )
     except ValueError as e:
         raise AvdfError(f"{root}: {e}") from None
-    return fit, collected.failed
+    return fit, collected
 
 
 def _clip_id(sample_id: str) -> str:
