@@ -13,9 +13,10 @@ datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperatu
 decision threshold and segment threshold are fitted. With ``--probe`` a video probe
 (``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
 (the realworld layout: ``labels.tsv``), its ridge chosen leave-generators-out, and the raw
-video score becomes its blend with the pooled score, the blend fitted on dev. The result goes to ``--out`` (default
-``<stem>-tuned.ckpt`` beside CHECKPOINT, never overwritten without ``--force``); ``avdf
-detect`` and ``avdf evaluate`` use it by default.
+video score becomes its blend with the pooled score, the blend fitted on dev and on the
+folder's held-out scores. The result goes to ``--out`` (default ``<stem>-tuned.ckpt`` beside
+CHECKPOINT, never overwritten without ``--force``); ``avdf detect`` and ``avdf evaluate`` use
+it by default.
 A before / after table of the dev figures is printed.
 """
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             v = result.video_probe
             print(
                 f"video score: sigmoid({v.probe_weight:.3g} x probe logit + {v.rule_weight:.3g} "
-                f"x pooled score logit + {v.blend_bias:.3g}), blend fitted on dev"
+                f"x pooled score logit + {v.blend_bias:.3g})"
             )
         cached = f", {outputs.n_cached} from the cache" if args.cache else ""
         print(

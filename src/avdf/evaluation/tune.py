@@ -13,9 +13,10 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           for a checkpoint with a video probe (given ``probe``, fitted on another labelled
           folder by :mod:`avdf.evaluation.probe`), the blend of the probe's logit and that
           pooled score's (:func:`fit_blend`: on dev and on the probe folder's held-out
-          scores, each dataset weighing alike); then temperature and shift by minimum log-loss, then the decision ``threshold`` of
-          best dev accuracy on the calibrated probability, and ``segment_threshold`` of best
-          step-level F1 on the step fake probabilities.
+          scores, each dataset weighing alike); then temperature and shift by minimum
+          log-loss, then the decision ``threshold`` of best dev accuracy on the calibrated
+          probability, and ``segment_threshold`` of best step-level F1 on the step fake
+          probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
        figures before / after), extra["video_probe"] (when fitted), written atomically
        beside the input.
