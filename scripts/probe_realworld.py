@@ -42,8 +42,7 @@ from eval_realworld import auc_or_none, fill_cache, scored_set  # noqa: E402
 from avdf.atomic import write_text_atomic  # noqa: E402
 from avdf.datasets import load_dataset  # noqa: E402
 from avdf.errors import AvdfError  # noqa: E402
-from avdf.evaluation.probe import RIDGES, held_out_scores, logo_aucs  # noqa: E402
-from avdf.inference.probe import VideoProbe  # noqa: E402
+from avdf.evaluation.probe import fit_probe, logo_aucs  # noqa: E402
 from avdf.types import Sample  # noqa: E402
 
 # What the probe reads: the video head's input (masked mean and max of the fused steps), or
@@ -95,20 +94,10 @@ def _video_head_hooks(model, windows: list[np.ndarray]) -> list:  # noqa: ANN001
     ]
 
 
-def logo_pair(samples: Sequence[Sample], held: dict[str, tuple[int, float]]) -> tuple[float, float]:
-    """(pooled AUC, mean of the folds' AUCs) of held-out scores."""
-    aucs = logo_aucs(samples, held)
-    return aucs["pooled AUC"], aucs["mean fold AUC"]
-
-
 def auc_of(samples: Sequence[Sample], scores: dict[str, float]) -> float:
     """``eval_realworld.auc_or_none`` as a number: NaN without both classes."""
     auc = auc_or_none(samples, scores)
     return float("nan") if auc is None else auc
-
-
-def _stack(samples: Sequence[Sample], x: dict) -> np.ndarray:
-    return np.stack([x[s.id] for s in samples]).astype(np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,15 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         detector = Detector.from_checkpoint(args.checkpoint)
         train = load_dataset("realworld", args.train, split_by="none")
         x, own, failed = clip_features(detector, train, args.cache, args.features)
-        held = {ridge: held_out_scores(train, x, args.groups, ridge) for ridge in RIDGES}
-        if not held[RIDGES[0]]:
-            raise ValueError(f"{args.train}: no fold has both classes to fit on")
-        folds = {i: k for i, (k, _) in held[RIDGES[0]].items()}
-        probes = {ridge: logo_pair(train, h) for ridge, h in held.items()}
-        chosen = max(RIDGES, key=lambda ridge: (probes[ridge][0], ridge))  # ties: strongest
-        rows = {f"probe, ridge {ridge:g}": aucs for ridge, aucs in probes.items()}
+        try:
+            fit = fit_probe(train, x, args.groups)
+        except ValueError as e:
+            raise ValueError(f"{args.train}: {e}") from None
+        folds, chosen = fit.folds, fit.probe.ridge
+        rows = {
+            f"probe, ridge {row['ridge']:g}": (row["pooled AUC"], row["mean fold AUC"])
+            for row in fit.logo
+        }
         for name, key in (("model's video score", "video"), ("model's video head", "head")):
-            rows[name] = logo_pair(train, {i: (k, own[i][key]) for i, k in folds.items()})
+            aucs = logo_aucs(train, {i: (k, own[i][key]) for i, k in folds.items()})
+            rows[name] = (aucs["pooled AUC"], aucs["mean fold AUC"])
         fakes = sum(s.label == 1 for s in train if s.id in folds)
         print(f"{args.train}, leave-generators-out ({args.groups or 'one family'} per fold), "
               f"{fakes} fakes, {len(folds) - fakes} reals:")  # fmt: skip
@@ -159,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "features": args.features,
             "logo": rows,
             "ridge": chosen,
-            "logo_scores": {i: {"probe": v, **own[i]} for i, (_, v) in held[chosen].items()},
+            "logo_scores": {i: {"probe": v, **own[i]} for i, v in fit.held_out.items()},
         }
         test_record = None
         if args.test is not None:
@@ -167,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             tx, town, tfailed = clip_features(detector, test, args.test_cache, args.features)
             failed += tfailed
             scored = [s for s in test if s.id in tx]
-            labels = np.array([int(s.label) for s in train], np.float64)
-            scores = VideoProbe.fit(_stack(train, x), labels, chosen).logit(_stack(scored, tx))
+            scores = fit.probe.logit(np.stack([tx[s.id] for s in scored]))
             tprobe = {s.id: float(v) for s, v in zip(scored, scores, strict=True)}
             result["test_scores"] = {s.id: {"probe": tprobe[s.id], **town[s.id]} for s in scored}
             result["test"] = {

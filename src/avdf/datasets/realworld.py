@@ -239,12 +239,22 @@ class Fold:
         return tuple(self.family.split(" + "))
 
 
+def _split_copy(sample_id: str) -> tuple[str, int]:
+    """``rwt-004~2`` -> ``("rwt-004", 2)``, ``rwt-004`` -> ``("rwt-004", 0)``."""
+    clip, sep, k = sample_id.rpartition("~")
+    return (clip, int(k)) if sep and k.isdigit() else (sample_id, 0)
+
+
 def copy_index(sample: Sample) -> int:
     """Which re-encoded copy a clip is (``scripts/reencode_corpus.py`` writes ``rwt-004``,
     ``rwt-004~1``, ...): ``rwt-004~2`` -> 2, ``rwt-004`` -> 0. Held-out scoring counts one
     copy per clip."""
-    _, sep, k = sample.id.rpartition("~")
-    return int(k) if sep and k.isdigit() else 0
+    return _split_copy(sample.id)[1]
+
+
+def source_clip(sample: Sample) -> str:
+    """The id of the clip a re-encoded copy was made from (``rwt-004~2`` -> ``rwt-004``)."""
+    return _split_copy(sample.id)[0]
 
 
 def logo_folds(samples: Sequence[Sample], n_groups: int | None = None) -> list[Fold]:

@@ -35,6 +35,7 @@ class ProbeFit:
     probe: VideoProbe  # refitted on every clip with the chosen ridge
     logo: list[dict[str, float]]  # per ridge: pooled held-out AUC, mean of the folds' AUCs
     held_out: dict[str, float]  # clip id -> held-out probe logit at the chosen ridge
+    folds: dict[str, int]  # clip id -> the fold that held it out
     n_fakes: int
     n_reals: int
     groups: int | None
@@ -115,6 +116,7 @@ def fit_probe(
         probe=VideoProbe.fit(_stack(samples, x), _labels(samples), ridge),
         logo=rows,
         held_out={i: v for i, (_, v) in held[ridge].items()},
+        folds={i: k for i, (k, _) in held[ridge].items()},
         n_fakes=sum(s.label == 1 for s in scored),
         n_reals=sum(s.label == 0 for s in scored),
         groups=groups,

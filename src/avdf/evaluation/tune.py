@@ -42,10 +42,10 @@ import numpy as np
 
 from avdf.errors import AvdfError, OutputExistsError
 from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
-from avdf.inference.calibration import Calibration
+from avdf.inference.calibration import Calibration, logit
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
 from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
-from avdf.inference.probe import VideoProbe, fit_logistic, logit
+from avdf.inference.probe import VideoProbe, fit_logistic
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
@@ -237,11 +237,6 @@ def search_decoding(
 # --- (b) calibration ----------------------------------------------------------------------
 
 
-def _logit(raw_scores: Any) -> np.ndarray:
-    s = np.clip(np.asarray(raw_scores, dtype=np.float64), _EPS, 1.0 - _EPS)
-    return np.log(s / (1.0 - s))
-
-
 def fit_temperature_shift(
     raw_scores: Any, labels: Any, iterations: int = 100
 ) -> tuple[float, float]:
@@ -255,7 +250,7 @@ def fit_temperature_shift(
     >= 1e-3: a score anti-correlated with the labels gets T = 1000 (an almost constant
     probability), never a negative temperature.
     """
-    z = _logit(raw_scores)
+    z = logit(raw_scores)
     y = np.asarray(labels, dtype=np.float64)
     if z.shape != y.shape or not len(z):
         raise ValueError("need one label per score, and at least one score")
@@ -423,7 +418,8 @@ def tune_outputs(
     pool, pools = choose_video_pool(items)
     raw = raw_video_scores(items, pool)  # the detector's score before calibration
     if tuned.probe is not None:
-        rows = [(s, logit_, raw_video_scores([(s, st)], pool)[0]) for s, st, logit_ in held_out]
+        held_rule = raw_video_scores([(s, st) for s, st, _ in held_out], pool)
+        rows = [(s, z, r) for (s, _, z), r in zip(held_out, held_rule, strict=True)]
         tuned.probe = fit_blend(tuned.probe, items, raw, rows)
         raw = np.array(
             [tuned.probe.score(st.block_summary, r) for (_, st), r in zip(items, raw, strict=True)]
@@ -572,13 +568,14 @@ def _fit_probe(
     """A ProbeFit on the folder at ``root`` without the dev split's clips, and the
     folder's outputs."""
     from avdf.datasets import load_dataset
+    from avdf.datasets.realworld import source_clip
     from avdf.evaluation.probe import DEFAULT_GROUPS, fit_probe, summaries_of
 
-    dev_clips = {_clip_id(s.id) for s in dev}
+    dev_clips = {source_clip(s) for s in dev}
     samples = [
         s
         for s in load_dataset("realworld", root, split_by="none")
-        if _clip_id(s.id) not in dev_clips
+        if source_clip(s) not in dev_clips
     ]
     collected = collect_outputs(detector, samples, cache_dir, progress)
     try:
@@ -590,8 +587,3 @@ def _fit_probe(
     except ValueError as e:
         raise AvdfError(f"{root}: {e}") from None
     return fit, collected
-
-
-def _clip_id(sample_id: str) -> str:
-    """The clip a re-encoded copy was made from (``rwt-004~2`` -> ``rwt-004``)."""
-    return sample_id.rpartition("~")[0] or sample_id

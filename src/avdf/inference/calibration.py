@@ -19,8 +19,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 VERDICTS = ("real", "uncertain", "fake")
 _EPS = 1e-6
+
+
+def logit(scores: Any) -> np.ndarray:
+    """``log(s / (1 - s))`` of raw scores clipped to [eps, 1 - eps], as :meth:`Calibration.calibrate`
+    clips them."""
+    s = np.clip(np.asarray(scores, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(s / (1.0 - s))
 
 
 @dataclass(frozen=True)

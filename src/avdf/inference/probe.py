@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from avdf.inference.calibration import logit
+
 
 @dataclass(frozen=True)
 class VideoProbe:
@@ -128,12 +130,6 @@ def fit_logistic(
         if np.abs(step).max() < 1e-8:
             break
     return w
-
-
-def logit(p: Any, eps: float = 1e-6) -> Any:
-    """log(p / (1 - p)) with p clipped to [eps, 1 - eps] (as the calibration clips)."""
-    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
-    return np.log(q / (1.0 - q))
 
 
 def _sigmoid(z: Any) -> Any:
