@@ -8,7 +8,8 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
-dev AP@0.5 + AR@100, then the video score's pooling is chosen (the mean over the split's
+dev AP@0.5 + AR@100, a proposal rescorer is fitted for the chosen decoding and kept when it
+helps dev videos it was not fitted on (``avdf.evaluation.rescore``), then the video score's pooling is chosen (the mean over the split's
 datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
 decision threshold and segment threshold are fitted. With ``--probe`` a video probe
 (``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
@@ -111,6 +112,14 @@ def run(args: argparse.Namespace) -> int:
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())
         c = result.calibration
         print(f"decoding: {decode}")
+        if result.rescoring is not None:
+            r = result.rescoring
+            mixes = "; ".join(f"{m:g}: {v:.3f}" for m, v in r.held_out.items())
+            kept = f"mix {r.rescorer.mix:g}" if r.rescorer is not None else "not kept"
+            print(
+                f"proposal rescorer: {kept} (dev AP@0.5 + AR@100 by mix, 2-fold cross-fitted: "
+                f"{mixes or 'not fitted'}; {r.n_hits} hits of {r.n_candidates} candidates)"
+            )
         print(
             f"calibration: temperature={c.temperature:.4g} shift={c.shift:.4g} "
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"

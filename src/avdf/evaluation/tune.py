@@ -6,7 +6,9 @@ pyannote's tuned pipelines) and store it in the checkpoint.
       (a) decoding: every combination of ``decode.SEARCH_SPACE`` is decoded from the kept
           steps and scored by the official AP@0.5 + AR@100 (LAV-DF preset); the current
           parameters are kept unless a combination is strictly better (split with temporal
-          labels only);
+          labels only); then a proposal rescorer for those parameters
+          (:mod:`avdf.evaluation.rescore`), kept when it helps dev videos it was not
+          fitted on;
       (b) calibration of the raw video score (the detector's score before calibration):
           first how it pools the video (``Calibration.top_fraction``, one of
           ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC;
@@ -18,7 +20,8 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           probability, and ``segment_threshold`` of best step-level F1 on the step fake
           probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
-       figures before / after), extra["video_probe"] (when fitted), written atomically
+       figures before / after), extra["video_probe"] (when fitted),
+       extra["proposal_rescorer"] (when kept), written atomically
        beside the input.
 
 :func:`tune_outputs` is the core on outputs already in memory (a training loop can call it
@@ -42,8 +45,9 @@ import numpy as np
 
 from avdf.errors import AvdfError, OutputExistsError
 from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
+from avdf.evaluation.rescore import RescorerFit, fit_rescorer
 from avdf.inference.calibration import Calibration, logit
-from avdf.inference.decode import SEARCH_SPACE, DecodeConfig
+from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
 from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
 from avdf.inference.probe import VideoProbe, fit_logistic
 from avdf.metrics import evaluate_localization, roc_auc
@@ -77,6 +81,7 @@ class TuningResult:
     pools: list[dict[str, Any]] = field(default_factory=list)  # every video pool tried
     probe: Any = None  # the avdf.evaluation.probe.ProbeFit when one was fitted
     video_probe: VideoProbe | None = None  # the probe with its blend, as stored
+    rescoring: RescorerFit | None = None  # None: decoding not tuned (no temporal labels)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``extra["tuning"]`` record (JSON-serialisable)."""
@@ -88,6 +93,11 @@ class TuningResult:
             "search": self.search,
             "video_pools": self.pools,
             **({"video_probe": self.probe.to_dict()} if self.probe is not None else {}),
+            **(
+                {"proposal_rescorer": self.rescoring.to_dict()}
+                if self.rescoring is not None
+                else {}
+            ),
         }
 
 
@@ -122,10 +132,11 @@ def _predictions(
     items: Sequence[tuple[Sample, StepOutputs]],
     decode: DecodeConfig,
     calibration: Calibration,
+    rescorer: ProposalRescorer | None,
 ) -> list[Prediction]:
     # A shallow copy shares the model (and probe); only the post-processing differs.
     tuner = copy.copy(detector)
-    tuner.decode_config, tuner.calibration = decode, calibration
+    tuner.decode_config, tuner.calibration, tuner.rescorer = decode, calibration, rescorer
     return [tuner.predict(steps, official_name(sample)) for sample, steps in items]
 
 
@@ -183,9 +194,10 @@ def dev_figures(
     items: Sequence[tuple[Sample, StepOutputs]],
     decode: DecodeConfig,
     calibration: Calibration,
+    rescorer: ProposalRescorer | None,
 ) -> dict[str, float]:
     """Everything the before / after table shows, for one set of parameters."""
-    predictions = _predictions(detector, items, decode, calibration)
+    predictions = _predictions(detector, items, decode, calibration, rescorer)
     figures: dict[str, float] = {}
     if _has_temporal_labels(items):
         figures.update(localization_figures(items, predictions))
@@ -213,13 +225,15 @@ def search_decoding(
     combination of ``search_space`` (field -> candidate values; default
     ``decode.SEARCH_SPACE``), each built as ``DecodeConfig(**combination)``. ``current`` (the
     checkpoint's parameters) is kept unless a combination is strictly better, so tuning
-    never lowers the dev objective. Returns the choice and every row tried."""
+    never lowers the dev objective. Candidates are scored by the decoder alone (a proposal
+    rescorer is fitted afterwards, for the chosen parameters). Returns the choice and every
+    row tried."""
     space = dict(SEARCH_SPACE if search_space is None else search_space)
     current = current or detector.decode_config
     identity = Calibration()  # decoding does not depend on calibration
 
     def objective(config: DecodeConfig) -> float:
-        predictions = _predictions(detector, items, config, identity)
+        predictions = _predictions(detector, items, config, identity, None)
         return localization_figures(items, predictions)["objective"]
 
     best, best_value = current, objective(current)
@@ -409,12 +423,16 @@ def tune_outputs(
         raise AvdfError("no labelled video to tune on")
     labels = np.array([int(s.label or 0) for s, _ in items])
     _check_both_classes(labels.tolist())
-    before = dev_figures(detector, items, detector.decode_config, detector.calibration)
+    before = dev_figures(
+        detector, items, detector.decode_config, detector.calibration, detector.rescorer
+    )
     tuned = copy.copy(detector)  # shares the model; only the post-processing differs
     tuned.probe = probe if probe is not None else detector.probe
-    decode, search = detector.decode_config, []
+    decode, search, rescoring = detector.decode_config, [], None
     if _has_temporal_labels(items):
         decode, search = search_decoding(detector, items, search_space)
+        rescoring = fit_proposal_rescorer(detector, items, decode)
+        tuned.rescorer = rescoring.rescorer
     pool, pools = choose_video_pool(items)
     raw = raw_video_scores(items, pool)  # the detector's score before calibration
     if tuned.probe is not None:
@@ -438,10 +456,26 @@ def tune_outputs(
         calibration = replace(calibration, temperature=current.temperature, shift=current.shift)
         calibrated = [calibration.calibrate(s) for s in raw]
         calibration = replace(calibration, threshold=best_threshold(calibrated, labels))
-    after = dev_figures(tuned, items, decode, calibration)
+    after = dev_figures(tuned, items, decode, calibration, tuned.rescorer)
     return TuningResult(
-        decode, calibration, before, after, search, len(items), pools, video_probe=tuned.probe
-    )
+        decode, calibration, before, after, search, len(items), pools,
+        video_probe=tuned.probe, rescoring=rescoring,
+    )  # fmt: skip
+
+
+def fit_proposal_rescorer(
+    detector: Detector, items: Sequence[tuple[Sample, StepOutputs]], decode: DecodeConfig
+) -> RescorerFit:
+    """:func:`avdf.evaluation.rescore.fit_rescorer` judged by the tuning objective."""
+    identity = Calibration()  # decoding does not depend on calibration
+
+    def objective(
+        subset: Sequence[tuple[Sample, StepOutputs]], rescorer: ProposalRescorer | None
+    ) -> float:
+        predictions = _predictions(detector, subset, decode, identity, rescorer)
+        return localization_figures(subset, predictions)["objective"]
+
+    return fit_rescorer(items, decode, objective)
 
 
 def fit_blend(
@@ -553,6 +587,10 @@ def tune_checkpoint(
     )
     if result.video_probe is not None:
         extra["video_probe"] = result.video_probe.to_dict()
+    if result.rescoring is not None:  # refitted for the tuned decoding, or dropped
+        extra.pop("proposal_rescorer", None)
+        if result.rescoring.rescorer is not None:
+            extra["proposal_rescorer"] = json_safe(result.rescoring.rescorer.to_dict())
     save_checkpoint(target, detector.model, detector.spec, extra)
     return target, result, outputs
 

@@ -13,9 +13,14 @@ score is::
 
 where the boundary evidence is the geometric mean of the start probability near its
 start and the end probability near its end (an end at the video's edge counts as 1: there
-is no seam to see). Near-duplicates are thinned by Gaussian soft-NMS, which decays rather
-than deletes overlapping proposals so alternative boundaries survive for AR@N. Everything
-here works in seconds once the step grid has been converted with
+is no seam to see). A checkpoint tuned by ``avdf tune`` may carry a
+:class:`ProposalRescorer`: a logistic regression, fitted on the dev split, of "this candidate
+overlaps a true fake segment at IoU >= 0.5" on what the decoder knows of it
+(:data:`RESCORER_FEATURES`: the score's factors, its length, the step probability around it,
+seams inside it, each modality's probability inside), which then scores it as
+``score ** (1 - mix) * p ** mix``. Near-duplicates are thinned by Gaussian soft-NMS, which
+decays rather than deletes overlapping proposals so alternative boundaries survive for AR@N.
+Everything here works in seconds once the step grid has been converted with
 :class:`avdf.timebase.MediaSpec`.
 """
 
@@ -27,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from avdf.errors import AvdfError
 from avdf.intervals import interval_iou_array
 from avdf.timebase import MediaSpec
 from avdf.types import ScoredSegment, Segment
@@ -162,7 +168,45 @@ def _snap(prob: np.ndarray, positions: np.ndarray, radius: int) -> np.ndarray:
     return np.where(peak[:, 0] >= 0.3, centre, positions)
 
 
-def decode_proposals(
+# What the rescorer reads of a candidate, in this order, then one indicator per pyramid level.
+RESCORER_FEATURES: tuple[str, ...] = (
+    "log level probability",
+    "log mean step probability inside",
+    "log start boundary evidence",
+    "log end boundary evidence",
+    "log length (steps)",
+    "inside minus context probability",
+    "log context probability",
+    "strongest seam inside",
+    "touches the video's edge",
+    "log audio probability inside",
+    "log visual probability inside",
+)
+_LOG_FLOOR = 1e-4  # probabilities are floored before the log (0 = modality absent)
+
+
+@dataclass
+class Candidates:
+    """Every (step, level) proposal of one video before soft-NMS: ends in step coordinates
+    and in seconds, the decoder's score and the evidence it was built from."""
+
+    starts: np.ndarray  # (M,) step coordinates
+    ends: np.ndarray
+    starts_s: np.ndarray  # (M,) seconds
+    ends_s: np.ndarray
+    levels: np.ndarray  # (M,) int pyramid level
+    n_levels: int
+    level_prob: np.ndarray  # (M,)
+    inside: np.ndarray  # (M,) mean step fake probability inside
+    start_evidence: np.ndarray  # (M,) 1 without boundary probabilities
+    end_evidence: np.ndarray
+    score: np.ndarray  # (M,) the decoder's score (module docstring)
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+def decode_candidates(
     fake_prob: np.ndarray,
     level_prob: np.ndarray,
     level_boundaries: np.ndarray,
@@ -170,21 +214,10 @@ def decode_proposals(
     duration: float,
     start_prob: np.ndarray | None = None,
     end_prob: np.ndarray | None = None,
-    audio_prob: np.ndarray | None = None,
-    visual_prob: np.ndarray | None = None,
     config: DecodeConfig = DecodeConfig(),
-) -> tuple[ScoredSegment, ...]:
-    """Decode a whole video's stitched step outputs into at most ``top_k`` proposals.
-
-    ``fake_prob`` (N,) dense step fake probability; ``level_prob`` (N, L) each level's
-    probability at each step; ``level_boundaries`` (N, L, 2) distances in steps from each
-    step centre to the (start, end) that level proposes; ``start_prob`` / ``end_prob`` (N,)
-    boundary probabilities (optional); ``audio_prob`` / ``visual_prob`` (N,) per-step
-    modality probabilities (optional) give each proposal's attribution as their mean over
-    the steps inside it. ``duration`` in seconds. Proposals are clipped to
-    ``[0, duration]``, zero-length ones dropped, and the result is sorted by descending
-    score.
-    """
+) -> Candidates | None:
+    """The candidates :func:`decode_proposals` thins (same arguments); None when no
+    (step, level) pair passes ``pre_threshold`` or every proposal is empty."""
     fake_prob = np.asarray(fake_prob, dtype=np.float64)
     n = len(fake_prob)
     level_prob = np.asarray(level_prob, dtype=np.float64).reshape(n, -1)
@@ -196,12 +229,11 @@ def decode_proposals(
         )
     steps, levels = np.nonzero(level_prob > config.pre_threshold)
     if not len(steps):
-        return ()
+        return None
     centres = steps + 0.5  # step coordinates
     distances = np.clip(level_boundaries[steps, levels], 0.0, None)  # (M, 2) steps
     starts = np.clip(centres - distances[:, 0], 0.0, n)
     ends = np.clip(centres + distances[:, 1], 0.0, n)
-    scores = level_prob[steps, levels]
     boundary_known = start_prob is not None and end_prob is not None
     if boundary_known:
         start_prob = np.asarray(start_prob, dtype=np.float64)
@@ -212,24 +244,184 @@ def decode_proposals(
     starts_s = np.clip(starts * spec.step_seconds, 0.0, duration)  # seconds
     ends_s = np.clip(ends * spec.step_seconds, 0.0, duration)
     valid = ends_s > starts_s
-    starts, ends, scores = starts[valid], ends[valid], scores[valid]
-    starts_s, ends_s = starts_s[valid], ends_s[valid]
-    if not len(scores):
-        return ()
+    if not valid.any():
+        return None
+    starts, ends, starts_s, ends_s = starts[valid], ends[valid], starts_s[valid], ends_s[valid]
+    levels, probability = levels[valid], level_prob[steps[valid], levels[valid]]
+    inside = np.clip(_mean_over_segments(fake_prob, starts_s, ends_s, spec), 0.0, 1.0)
+    ones = np.ones(len(starts))
+    start_evidence = _boundary_evidence(start_prob, starts) if boundary_known else ones
+    end_evidence = _boundary_evidence(end_prob, ends) if boundary_known else ones
+    score = probability.copy()
     if config.inside_weight > 0:
-        inside = _mean_over_segments(fake_prob, starts_s, ends_s, spec)
-        scores = scores * np.clip(inside, 0.0, 1.0) ** config.inside_weight
+        score *= inside**config.inside_weight
     if boundary_known and config.boundary_weight > 0:
-        evidence = np.sqrt(
-            _boundary_evidence(start_prob, starts) * _boundary_evidence(end_prob, ends)
-        )
-        scores = scores * evidence**config.boundary_weight
-    keep, kept_scores = soft_nms(
-        starts_s, ends_s, scores, sigma=config.sigma, top_k=config.top_k, min_score=config.min_score
+        score *= np.sqrt(start_evidence * end_evidence) ** config.boundary_weight
+    return Candidates(
+        starts, ends, starts_s, ends_s, levels, n_levels, probability, inside,
+        start_evidence, end_evidence, score,
+    )  # fmt: skip
+
+
+def candidate_features(
+    candidates: Candidates,
+    fake_prob: np.ndarray,
+    spec: MediaSpec,
+    start_prob: np.ndarray | None = None,
+    end_prob: np.ndarray | None = None,
+    audio_prob: np.ndarray | None = None,
+    visual_prob: np.ndarray | None = None,
+) -> np.ndarray:
+    """(M, len(RESCORER_FEATURES) + n_levels) float64: what the rescorer reads of each
+    candidate. The context is the mean step probability over the flanks just outside it
+    (each half its length, at least 2 steps; the inside mean where it fills the video);
+    the seam inside is the strongest start or end probability more than 2 steps from both
+    its ends (0 without boundary probabilities); a missing modality counts as 0."""
+    c = candidates
+    fake_prob = np.asarray(fake_prob, dtype=np.float64)
+    n = len(fake_prob)
+    cumsum = np.concatenate([[0.0], np.cumsum(fake_prob)])
+    flank = np.maximum((c.ends - c.starts) / 2.0, 2.0)
+    left_lo = np.clip(np.floor(c.starts - flank), 0, n).astype(np.int64)
+    left_hi = np.clip(np.floor(c.starts), 0, n).astype(np.int64)
+    right_lo = np.clip(np.ceil(c.ends), 0, n).astype(np.int64)
+    right_hi = np.clip(np.ceil(c.ends + flank), 0, n).astype(np.int64)
+    total = cumsum[left_hi] - cumsum[left_lo] + cumsum[right_hi] - cumsum[right_lo]
+    count = (left_hi - left_lo) + (right_hi - right_lo)
+    context = np.where(count > 0, total / np.maximum(count, 1), c.inside)
+    seam = np.zeros(len(c))
+    if start_prob is not None and end_prob is not None:
+        edges = np.maximum(np.asarray(start_prob, np.float64), np.asarray(end_prob, np.float64))
+        lo = np.clip(np.floor(c.starts).astype(np.int64) + 2, 0, n)
+        hi = np.clip(np.ceil(c.ends).astype(np.int64) - 2, 0, n)
+        seam = np.array([edges[a:b].max(initial=0.0) for a, b in zip(lo, hi, strict=True)])
+
+    def log(p: np.ndarray) -> np.ndarray:
+        return np.log(np.clip(p, _LOG_FLOOR, 1.0))
+
+    def inside_of(prob: np.ndarray | None) -> np.ndarray:
+        if prob is None:
+            return np.zeros(len(c))
+        return _mean_over_segments(np.asarray(prob, np.float64), c.starts_s, c.ends_s, spec)
+
+    touches_edge = (c.starts < 1.0) | (c.ends > n - 1.0)
+    return np.column_stack(
+        [
+            log(c.level_prob),
+            log(c.inside),
+            log(c.start_evidence),
+            log(c.end_evidence),
+            np.log(np.maximum(c.ends - c.starts, 1e-3)),
+            c.inside - context,
+            log(context),
+            seam,
+            touches_edge.astype(np.float64),
+            log(inside_of(audio_prob)),
+            log(inside_of(visual_prob)),
+            np.eye(c.n_levels)[c.levels],
+        ]
     )
+
+
+@dataclass(frozen=True)
+class ProposalRescorer:
+    """A candidate's probability of overlapping a true fake segment at IoU >= 0.5: a
+    logistic regression on its standardised :func:`candidate_features`, fitted by
+    :mod:`avdf.evaluation.rescore`. It rescores a candidate as
+    ``score ** (1 - mix) * probability ** mix``."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    mix: float
+    n_levels: int
+    features: tuple[str, ...] = RESCORER_FEATURES
+
+    def __post_init__(self) -> None:
+        width = len(self.features) + self.n_levels
+        if not len(self.mean) == len(self.scale) == len(self.weights) == width:
+            raise ValueError(f"a rescorer of {width} features needs {width} weights")
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 0.5 * (1.0 + np.tanh(0.5 * (z @ np.asarray(self.weights) + self.bias)))
+
+    def rescore(self, candidates: Candidates, features: np.ndarray) -> np.ndarray:
+        if candidates.n_levels != self.n_levels:
+            raise AvdfError(
+                f"the checkpoint's proposal rescorer was fitted for {self.n_levels} pyramid "
+                f"levels but the model has {candidates.n_levels}: retune it with avdf tune"
+            )
+        return candidates.score ** (1.0 - self.mix) * self.probability(features) ** self.mix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProposalRescorer:
+        """From a checkpoint; one fitted on other features (another version) is an error."""
+        features = tuple(data.get("features", ()))
+        if features != RESCORER_FEATURES:
+            raise AvdfError(
+                "the checkpoint's proposal rescorer reads features this version does not "
+                "compute: retune it with avdf tune"
+            )
+        return cls(
+            tuple(map(float, data["mean"])),
+            tuple(map(float, data["scale"])),
+            tuple(map(float, data["weights"])),
+            float(data["bias"]),
+            float(data["mix"]),
+            int(data["n_levels"]),
+            features,
+        )
+
+
+def decode_proposals(
+    fake_prob: np.ndarray,
+    level_prob: np.ndarray,
+    level_boundaries: np.ndarray,
+    spec: MediaSpec,
+    duration: float,
+    start_prob: np.ndarray | None = None,
+    end_prob: np.ndarray | None = None,
+    audio_prob: np.ndarray | None = None,
+    visual_prob: np.ndarray | None = None,
+    config: DecodeConfig = DecodeConfig(),
+    rescorer: ProposalRescorer | None = None,
+) -> tuple[ScoredSegment, ...]:
+    """Decode a whole video's stitched step outputs into at most ``top_k`` proposals.
+
+    ``fake_prob`` (N,) dense step fake probability; ``level_prob`` (N, L) each level's
+    probability at each step; ``level_boundaries`` (N, L, 2) distances in steps from each
+    step centre to the (start, end) that level proposes; ``start_prob`` / ``end_prob`` (N,)
+    boundary probabilities (optional); ``audio_prob`` / ``visual_prob`` (N,) per-step
+    modality probabilities (optional) give each proposal's attribution as their mean over
+    the steps inside it (and are read by ``rescorer``). ``duration`` in seconds. Proposals
+    are clipped to ``[0, duration]``, zero-length ones dropped, and the result is sorted by
+    descending score.
+    """
+    c = decode_candidates(
+        fake_prob, level_prob, level_boundaries, spec, duration, start_prob, end_prob, config
+    )
+    if c is None:
+        return ()
+    scores = c.score
+    if rescorer is not None:
+        features = candidate_features(
+            c, fake_prob, spec, start_prob, end_prob, audio_prob, visual_prob
+        )
+        scores = rescorer.rescore(c, features)
+    keep, kept_scores = soft_nms(
+        c.starts_s, c.ends_s, scores, sigma=config.sigma, top_k=config.top_k,
+        min_score=config.min_score,
+    )  # fmt: skip
     if not len(keep):
         return ()
-    starts_s, ends_s = starts_s[keep], ends_s[keep]
+    starts_s, ends_s = c.starts_s[keep], c.ends_s[keep]
     audio = None if audio_prob is None else _mean_over_segments(audio_prob, starts_s, ends_s, spec)
     visual = (
         None if visual_prob is None else _mean_over_segments(visual_prob, starts_s, ends_s, spec)

@@ -38,7 +38,7 @@ import torch
 from avdf.data.batch import features_to_inputs
 from avdf.errors import InputError
 from avdf.inference.calibration import Calibration
-from avdf.inference.decode import DecodeConfig, decode_proposals
+from avdf.inference.decode import DecodeConfig, ProposalRescorer, decode_proposals
 from avdf.inference.probe import VideoProbe
 from avdf.inference.sliding import OverlapStitcher, iter_windows
 from avdf.preprocess.features import VideoFeatures
@@ -155,6 +155,8 @@ class Detector:
         tuned = self.info.get("extra") or {}
         self.decode_config = decode or DecodeConfig.from_dict(tuned.get("decode"))
         self.calibration = calibration or Calibration.from_dict(tuned.get("calibration"))
+        rescorer = tuned.get("proposal_rescorer")
+        self.rescorer = ProposalRescorer.from_dict(rescorer) if rescorer else None
         probe = tuned.get("video_probe")
         self.probe = VideoProbe.from_dict(probe) if probe else None
         trained = self.info.get("window_steps") or tuned.get("window_steps")
@@ -335,20 +337,9 @@ class Detector:
         steps without it (for segment attribution), and a modality absent from the whole
         video gets no entry in ``modality_scores`` (``modalities_present`` says 0).
         """
-        audio_prob = np.where(steps.audio_present, steps.audio_prob, 0.0)  # (N,)
-        visual_prob = np.where(steps.face_present, steps.visual_prob, 0.0)  # (N,)
-        segments = decode_proposals(
-            steps.fake_prob,
-            steps.level_prob,
-            steps.level_boundaries,
-            steps.spec,
-            steps.duration,
-            start_prob=steps.start_prob,
-            end_prob=steps.end_prob,
-            audio_prob=audio_prob,
-            visual_prob=visual_prob,
-            config=self.decode_config,
-        )
+        inputs = self.decoder_inputs(steps)
+        audio_prob, visual_prob = inputs["audio_prob"], inputs["visual_prob"]
+        segments = decode_proposals(**inputs, config=self.decode_config, rescorer=self.rescorer)
         modality_scores = {
             name: float(prob.max())
             for name, prob, present in (
@@ -365,6 +356,22 @@ class Detector:
             segments=segments,
             modalities_present=steps.modalities_present,
         )
+
+    @staticmethod
+    def decoder_inputs(steps: StepOutputs) -> dict[str, Any]:
+        """The arguments :func:`~avdf.inference.decode.decode_proposals` takes from a video's
+        steps; a modality's probability counts as 0 where it was absent."""
+        return {
+            "fake_prob": steps.fake_prob,
+            "level_prob": steps.level_prob,
+            "level_boundaries": steps.level_boundaries,
+            "spec": steps.spec,
+            "duration": steps.duration,
+            "start_prob": steps.start_prob,
+            "end_prob": steps.end_prob,
+            "audio_prob": np.where(steps.audio_present, steps.audio_prob, 0.0),  # (N,)
+            "visual_prob": np.where(steps.face_present, steps.visual_prob, 0.0),  # (N,)
+        }
 
     def raw_video_score(self, steps: StepOutputs) -> float:
         """The video score before calibration: :func:`aggregate_video_score` with the
