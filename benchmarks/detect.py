@@ -5,6 +5,8 @@ Measures, in one run:
     1080p, and its ratio to PyAV decoding alone of the same file (the floor), in wall and
     in CPU time (the CPU ratio moves less when other processes share the cores);
   * model-only forward time per minute of video (windows with half-window overlap);
+  * proposal decoding of the 360p clip's steps with the decoder's own score and with a
+    proposal rescorer (``avdf tune``), and the rescorer's share of detect time;
   * start-up time: a fresh interpreter importing avdf and loading the checkpoint, and the
     same up to the first tracked frame (the face model loaded and run once);
   * peak RSS of a fresh process detecting a 1-minute and a 10-minute video (memory
@@ -118,6 +120,36 @@ def model_seconds_per_minute(detector, repeats: int = 1) -> tuple[float, float]:
             for _ in range(int(np.ceil(n_windows / b))):
                 detector.model(**inputs)
     return (time.perf_counter() - start) / repeats, (time.process_time() - cpu) / repeats
+
+
+def detector_time(detector, clip: Path) -> float:
+    start = time.perf_counter()
+    detector.detect(clip)
+    return time.perf_counter() - start
+
+
+def decoding_seconds(detector, steps, rescorer, repeats: int = 20) -> float:
+    """Best-of wall seconds of Detector.predict (proposal decoding, calibration) on one
+    video's stitched steps, with ``rescorer`` (None: the decoder's own score)."""
+    import copy
+
+    tuner = copy.copy(detector)
+    tuner.rescorer = rescorer
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tuner.predict(steps, "bench")
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def random_rescorer(n_levels: int, seed: int = 0):
+    """A rescorer of the right width with random weights (the cost does not depend on them)."""
+    from avdf.inference.decode import RESCORER_FEATURES, ProposalRescorer
+
+    width = len(RESCORER_FEATURES) + n_levels
+    w = np.random.default_rng(seed).normal(size=width)
+    return ProposalRescorer((0.0,) * width, (1.0,) * width, tuple(w), 0.0, 0.5, n_levels)
 
 
 def _child(code: str) -> str:
@@ -249,6 +281,19 @@ def main() -> None:
             )
         )
 
+    clip360 = clips["360p (640x360, H.264)"]
+    steps = detector.detect_steps(clip360)
+    detect_wall = min(detector_time(detector, clip360) for _ in range(args.repeats))
+    plain = decoding_seconds(detector, steps, None)
+    rescored = decoding_seconds(detector, steps, random_rescorer(detector.n_levels))
+    rows.append(
+        (
+            "proposal decoding, 360p clip",
+            f"{1e3 * plain:.1f} ms decoder score alone, {1e3 * rescored:.1f} ms with a proposal "
+            f"rescorer (+{100 * (rescored - plain) / detect_wall:.2f}% of detect's "
+            f"{detect_wall:.2f} s)",
+        )
+    )
     per_minute, per_minute_cpu = model_seconds_per_minute(detector)
     rows.append(
         (

@@ -3,6 +3,7 @@ command on a tiny synthetic corpus with the bundled checkpoint."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -255,8 +256,9 @@ def test_tune_fits_a_video_probe_that_detect_then_scores_by(
     clip = folder / "b.mp4"
     steps = plain.detect_steps(clip)
     assert steps.block_summary is not None and len(steps.block_summary) == probe.n_features
-    rule = plain.__class__(plain.model, plain.spec, calibration=probed.calibration)
-    pooled = rule.raw_video_score(steps)  # the pooled step score alone (no probe)
+    rule = copy.copy(probed)
+    rule.probe = None
+    pooled = rule.raw_video_score(steps)  # the pooled score alone (no probe)
     blended = 1 / (1 + np.exp(-(probe.probe_weight * probe.logit(steps.block_summary)
                                 + probe.rule_weight * np.log(pooled / (1 - pooled))
                                 + probe.blend_bias)))  # fmt: skip

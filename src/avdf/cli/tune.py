@@ -80,8 +80,10 @@ def _table(before: dict[str, float], after: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def _pool_name(top_fraction: float | None) -> str:
-    return "max rule" if top_fraction is None else f"top {top_fraction:g}"
+def _pool_name(pool: float | str | None) -> str:
+    if isinstance(pool, str):
+        return pool
+    return "max rule" if pool is None else f"top {pool:g}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,11 +126,10 @@ def run(args: argparse.Namespace) -> int:
             f"calibration: temperature={c.temperature:.4g} shift={c.shift:.4g} "
             f"threshold={c.threshold:.4g} segment_threshold={c.segment_threshold:.4g}"
         )
-        pools = "; ".join(
-            f"{_pool_name(r['top_fraction'])} {r['mean AUC']:.3f}" for r in result.pools
-        )
+        pools = "; ".join(f"{_pool_name(r['pool'])} {r['mean AUC']:.3f}" for r in result.pools)
         print(
-            f"video score pooling: {_pool_name(c.top_fraction)} (mean dev AUC per dataset: {pools})"
+            f"video score pooling: {_pool_name('best proposal' if c.from_proposals else c.top_fraction)}"
+            f" (mean dev AUC per dataset: {pools})"
         )
         if result.probe is not None:
             fit = result.probe

@@ -45,7 +45,7 @@ import numpy as np
 
 from avdf.errors import AvdfError, OutputExistsError
 from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
-from avdf.evaluation.rescore import RescorerFit, fit_rescorer
+from avdf.evaluation.rescore import RescorerFit, fit_rescorer, top_proposal_score
 from avdf.inference.calibration import Calibration, logit
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
 from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
@@ -54,8 +54,10 @@ from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
 # Raw video score pooling candidates: None is the untuned rule (max of the window mean and
-# the step maximum); a fraction q is the mean of the top q of the step probabilities.
-VIDEO_POOLS: tuple[float | None, ...] = (None, 0.1, 0.25, 0.5)
+# the step maximum); a fraction q is the mean of the top q of the step probabilities;
+# PROPOSAL_POOL is the best proposal's score (after the proposal rescorer).
+PROPOSAL_POOL = "best proposal"
+VIDEO_POOLS: tuple[float | str | None, ...] = (None, 0.1, 0.25, 0.5, PROPOSAL_POOL)
 TUNING_PRESET = "lavdf"  # the objective is AP@0.5 + AR@100, both in the LAV-DF preset
 _EPS = 1e-6  # raw scores are clipped to [eps, 1 - eps] before the logit (as Calibration)
 _MIN_INVERSE_TEMPERATURE = 1e-3  # a score that carries no information: T = 1000, not < 0
@@ -373,32 +375,44 @@ def fit_calibration(
 
 
 def raw_video_scores(
-    items: Sequence[tuple[Sample, StepOutputs]], top_fraction: float | None
+    items: Sequence[tuple[Sample, StepOutputs]],
+    pool: float | str | None,
+    proposal_scores: Sequence[float] | None = None,
 ) -> np.ndarray:
-    """The detector's raw (uncalibrated) video score of each item under one pooling."""
+    """The detector's raw (uncalibrated) video score of each item under one pooling; for
+    ``PROPOSAL_POOL``, ``proposal_scores`` (each item's best proposal score) are it."""
+    if pool == PROPOSAL_POOL:
+        if proposal_scores is None or len(proposal_scores) != len(items):
+            raise ValueError("the best-proposal pool needs each video's best proposal score")
+        return np.asarray(proposal_scores, dtype=np.float64)
+    assert not isinstance(pool, str)
     return np.array(
-        [aggregate_video_score(st.window_video_prob, st.fake_prob, top_fraction) for _, st in items]
+        [aggregate_video_score(st.window_video_prob, st.fake_prob, pool) for _, st in items]
     )
 
 
 def choose_video_pool(
-    items: Sequence[tuple[Sample, StepOutputs]], pools: Sequence[float | None] = VIDEO_POOLS
-) -> tuple[float | None, list[dict[str, Any]]]:
+    items: Sequence[tuple[Sample, StepOutputs]],
+    pools: Sequence[float | str | None] = VIDEO_POOLS,
+    proposal_scores: Sequence[float] | None = None,
+) -> tuple[float | str | None, list[dict[str, Any]]]:
     """The pooling of best mean video AUC over the datasets of the split (``Sample.dataset``
     with both classes; e.g. the synthetic corpus and realworld-train count once each, so a
     few whole-video fakes are not outvoted by many short edits), and every pool's figures.
-    Ties keep the earlier pool: the untuned rule unless another is strictly better."""
+    Ties keep the earlier pool: the untuned rule unless another is strictly better.
+    ``PROPOSAL_POOL`` is tried only with ``proposal_scores`` (held-out ones: a rescorer's
+    scores of the videos it was fitted on would flatter it)."""
     labels = np.array([int(s.label or 0) for s, _ in items])
     names = np.array([s.dataset for s, _ in items])
     parts = [d for d in sorted(set(names)) if len(set(labels[names == d])) == 2]
     rows, best, best_value = [], pools[0], -math.inf
     for pool in pools:
-        raw = raw_video_scores(items, pool)
+        if pool == PROPOSAL_POOL and proposal_scores is None:
+            continue
+        raw = raw_video_scores(items, pool, proposal_scores)
         aucs = {d: roc_auc(raw[names == d], labels[names == d]) for d in parts}
         value = float(np.mean(list(aucs.values()))) if aucs else roc_auc(raw, labels)
-        rows.append(
-            {"top_fraction": pool, "mean AUC": value, **{f"AUC {d}": a for d, a in aucs.items()}}
-        )
+        rows.append({"pool": pool, "mean AUC": value, **{f"AUC {d}": a for d, a in aucs.items()}})
         if value > best_value + 1e-12:
             best, best_value = pool, value
     return best, rows
@@ -433,10 +447,14 @@ def tune_outputs(
         decode, search = search_decoding(detector, items, search_space)
         rescoring = fit_proposal_rescorer(detector, items, decode)
         tuned.rescorer = rescoring.rescorer
-    pool, pools = choose_video_pool(items)
-    raw = raw_video_scores(items, pool)  # the detector's score before calibration
+    # Each dev video's best proposal score from a rescorer that never saw it.
+    top = None if rescoring is None else rescoring.held_out_top
+    pool, pools = choose_video_pool(items, proposal_scores=top)
+    raw = raw_video_scores(items, pool, top)  # the detector's score before calibration
     if tuned.probe is not None:
-        held_rule = raw_video_scores([(s, st) for s, st, _ in held_out], pool)
+        held_items = [(s, st) for s, st, _ in held_out]
+        held_top = [top_proposal_score(st, decode, tuned.rescorer) for _, st in held_items]
+        held_rule = raw_video_scores(held_items, pool, held_top)
         rows = [(s, z, r) for (s, _, z), r in zip(held_out, held_rule, strict=True)]
         tuned.probe = fit_blend(tuned.probe, items, raw, rows)
         raw = np.array(
@@ -444,12 +462,20 @@ def tune_outputs(
         )
     step_probs, step_targets_ = step_arrays(items)
     calibration = fit_calibration(raw, labels, step_probs, step_targets_)
-    calibration = replace(calibration, top_fraction=pool)
+    from_proposals = pool == PROPOSAL_POOL
+    calibration = replace(
+        calibration, top_fraction=None if from_proposals else pool, from_proposals=from_proposals
+    )
     # Platt's smoothed targets can, on a tiny dev split, leave the plain dev log-loss above
     # that of the stored temperature and shift: then those are kept (never worse on dev),
     # when they were fitted to the same raw score.
     current = detector.calibration
-    same_score = tuned.probe is detector.probe and current.top_fraction == pool
+    same_score = (
+        tuned.probe is detector.probe
+        and not from_proposals  # a refitted rescorer changes the proposals' scores
+        and not current.from_proposals
+        and current.top_fraction == pool
+    )
     if same_score and log_loss([current.calibrate(s) for s in raw], labels) < log_loss(
         [calibration.calibrate(s) for s in raw], labels
     ):

@@ -3,7 +3,8 @@
 How the raw video score pools a video's outputs is part of it (``top_fraction``, see
 :func:`avdf.inference.detector.aggregate_video_score`): ``None``, the untuned rule, suits
 short edits inside long real videos; the mean of the top fraction of step probabilities also
-suits whole-video fakes, and ``avdf tune`` picks between them on dev.
+suits whole-video fakes; ``from_proposals`` scores a video by its best proposal (after the
+proposal rescorer, when the checkpoint has one); ``avdf tune`` picks between them on dev.
 
 The detector's raw video score ``s`` (a probability from the model) becomes a calibrated
 probability ``p = sigmoid((logit(s) - shift) / temperature)`` (Platt scaling written as a
@@ -41,6 +42,7 @@ class Calibration:
     segment_threshold: float = 0.5  # on step fake probability: merged segments for people
     modality_threshold: float = 0.5  # on a segment's audio / visual evidence
     top_fraction: float | None = None  # raw video score pooling (module docstring)
+    from_proposals: bool = False  # raw video score = the best proposal's (top_fraction unused)
     tuned: bool = False  # True once fitted on a dev split (``avdf tune``)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,9 @@ probabilities are already averaged over overlapping windows, which damps single-
 spikes. A single step decides that maximum, though, and a generated face is fake at every
 step: the mean of the top fraction of step probabilities weighs the whole video. The
 calibration's ``top_fraction`` (fitted by ``avdf tune``) selects the rule. See
-:func:`aggregate_video_score`. A checkpoint tuned with a video probe
+:func:`aggregate_video_score`. Or, with the calibration's ``from_proposals``, the video
+score is its best proposal's score: after a proposal rescorer, the evidence that one
+segment is fake. A checkpoint tuned with a video probe
 (:mod:`avdf.inference.probe`) blends that rule's score with the probe's, which reads the
 model's block summary averaged over the windows.
 """
@@ -43,7 +45,7 @@ from avdf.inference.probe import VideoProbe
 from avdf.inference.sliding import OverlapStitcher, iter_windows
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
-from avdf.types import Prediction
+from avdf.types import Prediction, ScoredSegment
 
 DEFAULT_WINDOW_STEPS = 64
 BUNDLED_CHECKPOINT = "assets/demo.ckpt"  # inside the avdf package
@@ -351,7 +353,7 @@ class Detector:
         return Prediction(
             video_id=video_id,
             duration=steps.duration,
-            score=self.calibration.calibrate(self.raw_video_score(steps)),
+            score=self.calibration.calibrate(self.raw_video_score(steps, segments)),
             modality_scores=modality_scores,
             segments=segments,
             modalities_present=steps.modalities_present,
@@ -373,13 +375,23 @@ class Detector:
             "visual_prob": np.where(steps.face_present, steps.visual_prob, 0.0),  # (N,)
         }
 
-    def raw_video_score(self, steps: StepOutputs) -> float:
+    def raw_video_score(
+        self, steps: StepOutputs, segments: Sequence[ScoredSegment] | None = None
+    ) -> float:
         """The video score before calibration: :func:`aggregate_video_score` with the
-        calibration's pooling (the rule score), blended with the video probe's when the
-        checkpoint has one (:meth:`avdf.inference.probe.VideoProbe.score`)."""
-        rule = aggregate_video_score(
-            steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
-        )
+        calibration's pooling, or the best proposal's score (of ``segments``, decoded here
+        when not given) with its ``from_proposals`` (the rule score); blended with the video
+        probe's when the checkpoint has one (:meth:`avdf.inference.probe.VideoProbe.score`)."""
+        if self.calibration.from_proposals:
+            if segments is None:
+                segments = decode_proposals(
+                    **self.decoder_inputs(steps), config=self.decode_config, rescorer=self.rescorer
+                )
+            rule = max((float(s.score) for s in segments), default=0.0)
+        else:
+            rule = aggregate_video_score(
+                steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
+            )
         if self.probe is None:
             return rule
         if steps.block_summary is None:
