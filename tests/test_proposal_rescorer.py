@@ -43,7 +43,7 @@ def _region(prob: np.ndarray, bounds: np.ndarray, start: int, value: float) -> N
 def _video(rng: np.random.Generator, index: int, fake: bool) -> tuple[Sample, StepOutputs]:
     """A video whose decoder score prefers a decoy region (level probability 0.8) to the
     true edit (0.6); only the visual probability inside tells them apart (0.9 against
-    0.2). A real video has the decoy alone."""
+    0.2), the step fake probability is flat. A real video has the decoy alone."""
     level = np.zeros((N_STEPS, 1), np.float32)
     bounds = np.zeros((N_STEPS, 1, 2), np.float32)
     visual = np.full(N_STEPS, 0.2, np.float32)
@@ -54,7 +54,7 @@ def _video(rng: np.random.Generator, index: int, fake: bool) -> tuple[Sample, St
         _region(level, bounds, truth, 0.6 + 0.05 * rng.random())
         visual[truth : truth + EDIT] = 0.9
         segments = (Segment(truth / 25, (truth + EDIT) / 25),)
-    fake_prob = np.maximum(level[:, 0], 0.05)
+    fake_prob = np.full(N_STEPS, 0.5, np.float32)  # the step curve tells nothing
     sample = Sample(
         f"v{index}", "lavdf", "dev", f"v{index}.mp4", N_STEPS / 25, label=int(fake),
         fake_segments=segments,
@@ -151,3 +151,30 @@ def test_rescorer_round_trips_and_refuses_what_it_was_not_fitted_for(tmp_path: P
     inputs = Detector.decoder_inputs(steps)
     with pytest.raises(AvdfError, match="pyramid levels"):
         decode_proposals(**inputs, config=DECODE, rescorer=rescorer)  # a 1-level model
+
+
+def test_best_proposal_pool_uses_held_out_scores_and_detect_scores_by_it(
+    detector: Detector,
+) -> None:
+    from avdf.evaluation.tune import PROPOSAL_POOL, choose_video_pool
+    from avdf.inference.calibration import Calibration
+    from avdf.metrics import roc_auc
+
+    dev = _videos(6, 40)
+    fit = fit_proposal_rescorer(detector, dev, DECODE)
+    assert fit.rescorer is not None and len(fit.held_out_top) == len(dev)
+    labels = [s.label for s, _ in dev]
+    # Every video holds a decoy that the decoder scores above the true edits: its own best
+    # proposal is the decoy everywhere (chance); the held-out rescored one separates.
+    own = [max(p.score for p in detector.predict(st, s.id).segments) for s, st in dev]
+    assert roc_auc(own, labels) < 0.7 and roc_auc(fit.held_out_top, labels) > 0.95
+    pool, rows = choose_video_pool(dev, proposal_scores=fit.held_out_top)
+    assert pool == PROPOSAL_POOL and rows[-1]["pool"] == PROPOSAL_POOL
+    assert [r["pool"] for r in choose_video_pool(dev)[1]] == [None, 0.1, 0.25, 0.5]
+
+    scorer = copy.copy(detector)
+    scorer.rescorer, scorer.calibration = fit.rescorer, Calibration(from_proposals=True)
+    _, steps = dev[1]
+    prediction = scorer.predict(steps, "v")
+    assert scorer.raw_video_score(steps) == pytest.approx(prediction.segments[0].score)
+    assert prediction.score == pytest.approx(prediction.segments[0].score)  # identity map
