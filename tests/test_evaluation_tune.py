@@ -311,3 +311,28 @@ def test_blend_weighs_the_probe_where_the_pooled_score_is_blind() -> None:
             (s, x.label) for (x, _), s in zip(items, scores, strict=True) if x.dataset == dataset
         ]
         assert roc_auc(*zip(*part, strict=True)) > 0.8, dataset
+
+
+def test_no_rescorer_drops_the_checkpoints_rescorer(
+    corpus: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from avdf.evaluation.tune import json_safe
+    from avdf.inference.decode import RESCORER_FEATURES
+    from avdf.models.checkpoint import save_checkpoint
+
+    root, cache = corpus
+    model, spec, info = load_checkpoint(bundled_checkpoint_path())
+    width = len(RESCORER_FEATURES) + Detector(model, spec).n_levels
+    stored = ProposalRescorer(
+        (0.0,) * width, (1.0,) * width, (0.1,) * width, 0.0, 0.5, width - len(RESCORER_FEATURES)
+    )
+    extra = dict(info["extra"], proposal_rescorer=json_safe(stored.to_dict()))
+    rescored = tmp_path / "rescored.ckpt"
+    save_checkpoint(rescored, model, spec, extra)
+    assert Detector.from_checkpoint(rescored).rescorer == stored
+    out = tmp_path / "plain.ckpt"
+    argv = ["tune", str(rescored), "--dataset", "lavdf", "--root", str(root), "--split", SPLIT]
+    assert main([*argv, "--cache", str(cache), "--out", str(out), "--no-rescorer"]) == 0
+    assert "proposal rescorer: not kept" in capsys.readouterr().out
+    assert "proposal_rescorer" not in load_checkpoint(out)[2]["extra"]
+    assert Detector.from_checkpoint(out).rescorer is None

@@ -5,6 +5,7 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
         [--out TUNED.ckpt] [--force] [--json out.json]
     avdf tune CHECKPOINT --manifest fold0.jsonl [--split dev] ...   # a source-disjoint fold
     avdf tune CHECKPOINT ... --probe FOLDER --probe-cache DIR [--probe-groups 4]
+    avdf tune CHECKPOINT ... --no-rescorer     # the decoder's own proposal scores (ablation)
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
@@ -61,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave-generators-out folds for the probe's ridge: fake families dealt into G "
         "groups (default 4)",
     )
+    parser.add_argument(
+        "--no-rescorer",
+        action="store_true",
+        help="score proposals by the decoder alone: fit no proposal rescorer (an ablation)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the tuning record as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --json")
 
@@ -109,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             probe_root=args.probe,
             probe_cache=args.probe_cache,
             probe_groups=args.probe_groups,
+            rescore=not args.no_rescorer,
         )
         print(_table(result.before, result.after))
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())

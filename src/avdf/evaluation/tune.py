@@ -427,12 +427,14 @@ def tune_outputs(
     search_space: Mapping[str, Sequence[Any]] | None = None,
     probe: VideoProbe | None = None,
     held_out: Sequence[tuple[Sample, StepOutputs, float]] = (),
+    rescore: bool = True,
 ) -> TuningResult:
     """Decoding parameters and calibration fitted on labelled dev outputs (see the module
     docstring). ``detector``'s own parameters are the "before" column and are not changed;
     ``probe`` (default: the detector's own, if any) scores the videos "after". ``held_out``:
     the probe's own clips with their held-out probe logits, which the blend is fitted on
-    beside the dev split (:func:`fit_blend`)."""
+    beside the dev split (:func:`fit_blend`). ``rescore=False`` fits no proposal rescorer
+    (and drops the checkpoint's)."""
     if not items:
         raise AvdfError("no labelled video to tune on")
     labels = np.array([int(s.label or 0) for s, _ in items])
@@ -445,7 +447,7 @@ def tune_outputs(
     decode, search, rescoring = detector.decode_config, [], None
     if _has_temporal_labels(items):
         decode, search = search_decoding(detector, items, search_space)
-        rescoring = fit_proposal_rescorer(detector, items, decode)
+        rescoring = fit_proposal_rescorer(detector, items, decode, fit=rescore)
         tuned.rescorer = rescoring.rescorer
     # Each dev video's best proposal score from a rescorer that never saw it.
     top = None if rescoring is None else rescoring.held_out_top
@@ -490,9 +492,13 @@ def tune_outputs(
 
 
 def fit_proposal_rescorer(
-    detector: Detector, items: Sequence[tuple[Sample, StepOutputs]], decode: DecodeConfig
+    detector: Detector,
+    items: Sequence[tuple[Sample, StepOutputs]],
+    decode: DecodeConfig,
+    fit: bool = True,
 ) -> RescorerFit:
-    """:func:`avdf.evaluation.rescore.fit_rescorer` judged by the tuning objective."""
+    """:func:`avdf.evaluation.rescore.fit_rescorer` judged by the tuning objective; with
+    ``fit=False`` none is fitted (the held-out best-proposal scores are the decoder's)."""
     identity = Calibration()  # decoding does not depend on calibration
 
     def objective(
@@ -501,6 +507,9 @@ def fit_proposal_rescorer(
         predictions = _predictions(detector, subset, decode, identity, rescorer)
         return localization_figures(subset, predictions)["objective"]
 
+    if not fit:
+        return RescorerFit(None, held_out_top=tuple(top_proposal_score(st, decode, None)
+                                                    for _, st in items))  # fmt: skip
     return fit_rescorer(items, decode, objective)
 
 
@@ -568,6 +577,7 @@ def tune_checkpoint(
     probe_root: str | Path | None = None,
     probe_cache: str | Path | None = None,
     probe_groups: int | None = None,
+    rescore: bool = True,
 ) -> tuple[Path, TuningResult, DevOutputs]:
     """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
     and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;
@@ -576,7 +586,7 @@ def tune_checkpoint(
     fitted on it first, its ridge chosen leave-generators-out over ``probe_groups`` groups
     (:mod:`avdf.evaluation.probe`). Returns the path, the result and the dev outputs (their
     ``failed`` lines name unreadable videos of the dev split and the probe's folder, which
-    are left out)."""
+    are left out). ``rescore=False``: no proposal rescorer (:func:`tune_outputs`)."""
     from avdf.models.checkpoint import save_checkpoint
 
     target = Path(out) if out is not None else default_output(checkpoint)
@@ -600,8 +610,9 @@ def tune_checkpoint(
     outputs = collect_outputs(detector, samples, cache_dir, progress)
     outputs.failed.extend(probe_failed)
     result = tune_outputs(
-        detector, outputs.items, search_space, None if fitted is None else fitted.probe, held_out
-    )
+        detector, outputs.items, search_space, None if fitted is None else fitted.probe, held_out,
+        rescore,
+    )  # fmt: skip
     result = replace(result, probe=fitted)
     extra = dict(detector.info.get("extra") or {})
     # Keep the window the detector ran with, whatever the source checkpoint's format.
