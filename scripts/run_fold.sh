@@ -11,6 +11,8 @@
 #   TRAIN_MANIFEST=FILE trains and tunes on another manifest (e.g. the fold's synthetic
 #   train/dev plus realworld-train, scripts/make_realworld_manifest.py); the fold's test
 #   split is still what is scored.
+#   TUNE_ARGS="--no-rescorer" tunes without the proposal rescorer (how every run before
+#   2026-12-02's session 10 was tuned).
 set -euo pipefail
 work=$1 variant=$2 fold=$3 seed=$4 epochs=$5 config=$6
 shift 6
@@ -25,7 +27,7 @@ avdf train "$configs/$config" --out "$run" --force --max-epochs "$epochs" \
   --set data.dataset=null --set data.root=null --set data.manifest="$train_manifest" \
   --set data.cache_dir="$work/cache" --set trainer.seed="$seed" "$@" > "$run/train.log" 2>&1
 avdf tune "$run/model.ckpt" --manifest "$train_manifest" --split dev --cache "$work/cache" \
-  --out "$run/model-tuned.ckpt" --force > "$run/tune.md" 2>&1
+  --out "$run/model-tuned.ckpt" --force ${TUNE_ARGS:-} > "$run/tune.md" 2>&1
 avdf evaluate --manifest "$manifest" --split test --cache "$work/cache" \
   --checkpoint "$run/model-tuned.ckpt" --out "$eval_dir" --json "$eval_dir/scores.json" \
   --force > "$eval_dir/test.md" 2>/dev/null

@@ -141,7 +141,7 @@ def test_rescorer_round_trips_and_refuses_what_it_was_not_fitted_for(tmp_path: P
     extra = dict(info["extra"], proposal_rescorer=json_safe(rescorer.to_dict()))
     save_checkpoint(tmp_path / "rescored.ckpt", model, spec, extra)
     assert Detector.from_checkpoint(tmp_path / "rescored.ckpt").rescorer == rescorer
-    assert Detector.from_checkpoint().rescorer is None  # the bundle has none
+    assert Detector.from_checkpoint().rescorer is not None  # the bundle was tuned with one
     foreign = dict(rescorer.to_dict(), features=["something else"])
     with pytest.raises(AvdfError, match="retune"):
         ProposalRescorer.from_dict(foreign)
