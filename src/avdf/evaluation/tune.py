@@ -449,7 +449,8 @@ def tune_outputs(
         decode, search = search_decoding(detector, items, search_space)
         rescoring = fit_proposal_rescorer(detector, items, decode, fit=rescore)
         tuned.rescorer = rescoring.rescorer
-    # Each dev video's best proposal score from a rescorer that never saw it.
+    # Each dev video's best proposal score from a rescorer that never saw it: the pool is
+    # judged, and the calibration fitted, on scores like those unseen videos will get.
     top = None if rescoring is None else rescoring.held_out_top
     pool, pools = choose_video_pool(items, proposal_scores=top)
     raw = raw_video_scores(items, pool, top)  # the detector's score before calibration
