@@ -121,12 +121,9 @@ def test_a_rescorer_that_does_not_help_is_not_kept(detector: Detector) -> None:
 def test_mix_zero_keeps_the_decoder_score_and_features_have_their_width() -> None:
     sample, steps = _videos(4, 2)[1]
     inputs = Detector.decoder_inputs(steps)
-    candidates = decode_candidates(
-        inputs["fake_prob"], inputs["level_prob"], inputs["level_boundaries"],
-        steps.spec, steps.duration, config=DECODE,
-    )  # fmt: skip
+    candidates = decode_candidates(**inputs, config=DECODE)
     assert candidates is not None
-    features = candidate_features(candidates, inputs["fake_prob"], steps.spec)
+    features = candidate_features(candidates)
     width = len(RESCORER_FEATURES) + 1  # one pyramid level
     assert features.shape == (len(candidates), width) and np.isfinite(features).all()
     flat = ProposalRescorer((0.0,) * width, (1.0,) * width, (0.0,) * width, 0.0, 0.0, 1)

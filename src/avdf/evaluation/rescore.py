@@ -75,18 +75,11 @@ def candidate_table(
     labels (M,) and the number of pyramid levels; None for a video without candidates."""
     table: list[tuple[np.ndarray, np.ndarray, int] | None] = []
     for sample, steps in items:
-        inputs = Detector.decoder_inputs(steps)
-        candidates = decode_candidates(
-            inputs["fake_prob"], inputs["level_prob"], inputs["level_boundaries"],
-            steps.spec, steps.duration, inputs["start_prob"], inputs["end_prob"], decode,
-        )  # fmt: skip
+        candidates = decode_candidates(**Detector.decoder_inputs(steps), config=decode)
         if candidates is None:
             table.append(None)
             continue
-        features = candidate_features(
-            candidates, inputs["fake_prob"], steps.spec, inputs["start_prob"],
-            inputs["end_prob"], inputs["audio_prob"], inputs["visual_prob"],
-        )  # fmt: skip
+        features = candidate_features(candidates)
         truth = np.array([[s.start, s.end] for s in sample.fake_segments], np.float64)
         ends = np.column_stack([candidates.starts_s, candidates.ends_s])
         iou = np.zeros(len(candidates))
@@ -126,17 +119,25 @@ def top_proposal_score(
     return max((float(s.score) for s in segments), default=0.0)
 
 
-def fit_rescorer(items: Items, decode: DecodeConfig, objective: Objective) -> RescorerFit:
+def fit_rescorer(
+    items: Items, decode: DecodeConfig, objective: Objective, fit: bool = True
+) -> RescorerFit:
     """The rescorer for ``decode`` on the dev ``items`` (module docstring); ``objective``
-    scores a set of videos decoded with a rescorer (None: the decoder's own score)."""
+    scores a set of videos decoded with a rescorer (None: the decoder's own score). With
+    ``fit=False`` none is fitted (the held-out best-proposal scores are the decoder's)."""
+
+    def decoders_own_top() -> tuple[float, ...]:
+        return tuple(top_proposal_score(st, decode, None) for _, st in items)
+
+    if not fit:
+        return RescorerFit(None, held_out_top=decoders_own_top())
     table = candidate_table(items, decode)
     halves = [list(items[0::2]), list(items[1::2])]
     fitted = [fit_on(table[0::2], 1.0), fit_on(table[1::2], 1.0)]
     n_candidates = sum(len(r[1]) for r in table if r is not None)
     n_hits = sum(int(r[1].sum()) for r in table if r is not None)
     if fitted[0] is None or fitted[1] is None:
-        top = tuple(top_proposal_score(st, decode, None) for _, st in items)
-        return RescorerFit(None, {}, n_candidates, n_hits, top)
+        return RescorerFit(None, {}, n_candidates, n_hits, decoders_own_top())
     held_out: dict[float, float] = {}
     for mix in MIXES:
         values = [

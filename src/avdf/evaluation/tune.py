@@ -508,10 +508,7 @@ def fit_proposal_rescorer(
         predictions = _predictions(detector, subset, decode, identity, rescorer)
         return localization_figures(subset, predictions)["objective"]
 
-    if not fit:
-        return RescorerFit(None, held_out_top=tuple(top_proposal_score(st, decode, None)
-                                                    for _, st in items))  # fmt: skip
-    return fit_rescorer(items, decode, objective)
+    return fit_rescorer(items, decode, objective, fit)
 
 
 def fit_blend(

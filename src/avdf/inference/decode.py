@@ -188,7 +188,8 @@ _LOG_FLOOR = 1e-4  # probabilities are floored before the log (0 = modality abse
 @dataclass
 class Candidates:
     """Every (step, level) proposal of one video before soft-NMS: ends in step coordinates
-    and in seconds, the decoder's score and the evidence it was built from."""
+    and in seconds, the decoder's score and the evidence it was built from, with the
+    video's per-step arrays that :func:`candidate_features` reads."""
 
     starts: np.ndarray  # (M,) step coordinates
     ends: np.ndarray
@@ -201,6 +202,12 @@ class Candidates:
     start_evidence: np.ndarray  # (M,) 1 without boundary probabilities
     end_evidence: np.ndarray
     score: np.ndarray  # (M,) the decoder's score (module docstring)
+    spec: MediaSpec
+    fake_prob: np.ndarray  # (N,) float64, the video's step arrays (decode_candidates' inputs)
+    start_prob: np.ndarray | None
+    end_prob: np.ndarray | None
+    audio_prob: np.ndarray | None
+    visual_prob: np.ndarray | None
 
     def __len__(self) -> int:
         return len(self.score)
@@ -214,6 +221,8 @@ def decode_candidates(
     duration: float,
     start_prob: np.ndarray | None = None,
     end_prob: np.ndarray | None = None,
+    audio_prob: np.ndarray | None = None,
+    visual_prob: np.ndarray | None = None,
     config: DecodeConfig = DecodeConfig(),
 ) -> Candidates | None:
     """The candidates :func:`decode_proposals` thins (same arguments); None when no
@@ -259,28 +268,20 @@ def decode_candidates(
         score *= np.sqrt(start_evidence * end_evidence) ** config.boundary_weight
     return Candidates(
         starts, ends, starts_s, ends_s, levels, n_levels, probability, inside,
-        start_evidence, end_evidence, score,
+        start_evidence, end_evidence, score, spec, fake_prob, start_prob, end_prob,
+        audio_prob, visual_prob,
     )  # fmt: skip
 
 
-def candidate_features(
-    candidates: Candidates,
-    fake_prob: np.ndarray,
-    spec: MediaSpec,
-    start_prob: np.ndarray | None = None,
-    end_prob: np.ndarray | None = None,
-    audio_prob: np.ndarray | None = None,
-    visual_prob: np.ndarray | None = None,
-) -> np.ndarray:
+def candidate_features(candidates: Candidates) -> np.ndarray:
     """(M, len(RESCORER_FEATURES) + n_levels) float64: what the rescorer reads of each
     candidate. The context is the mean step probability over the flanks just outside it
     (each half its length, at least 2 steps; the inside mean where it fills the video);
     the seam inside is the strongest start or end probability more than 2 steps from both
     its ends (0 without boundary probabilities); a missing modality counts as 0."""
     c = candidates
-    fake_prob = np.asarray(fake_prob, dtype=np.float64)
-    n = len(fake_prob)
-    cumsum = np.concatenate([[0.0], np.cumsum(fake_prob)])
+    n = len(c.fake_prob)
+    cumsum = np.concatenate([[0.0], np.cumsum(c.fake_prob)])
     flank = np.maximum((c.ends - c.starts) / 2.0, 2.0)
     left_lo = np.clip(np.floor(c.starts - flank), 0, n).astype(np.int64)
     left_hi = np.clip(np.floor(c.starts), 0, n).astype(np.int64)
@@ -290,8 +291,8 @@ def candidate_features(
     count = (left_hi - left_lo) + (right_hi - right_lo)
     context = np.where(count > 0, total / np.maximum(count, 1), c.inside)
     seam = np.zeros(len(c))
-    if start_prob is not None and end_prob is not None:
-        edges = np.maximum(np.asarray(start_prob, np.float64), np.asarray(end_prob, np.float64))
+    if c.start_prob is not None and c.end_prob is not None:
+        edges = np.maximum(c.start_prob, c.end_prob)
         lo = np.clip(np.floor(c.starts).astype(np.int64) + 2, 0, n)
         hi = np.clip(np.ceil(c.ends).astype(np.int64) - 2, 0, n)
         seam = np.array([edges[a:b].max(initial=0.0) for a, b in zip(lo, hi, strict=True)])
@@ -302,7 +303,7 @@ def candidate_features(
     def inside_of(prob: np.ndarray | None) -> np.ndarray:
         if prob is None:
             return np.zeros(len(c))
-        return _mean_over_segments(np.asarray(prob, np.float64), c.starts_s, c.ends_s, spec)
+        return _mean_over_segments(np.asarray(prob, np.float64), c.starts_s, c.ends_s, c.spec)
 
     touches_edge = (c.starts < 1.0) | (c.ends > n - 1.0)
     return np.column_stack(
@@ -316,8 +317,8 @@ def candidate_features(
             log(context),
             seam,
             touches_edge.astype(np.float64),
-            log(inside_of(audio_prob)),
-            log(inside_of(visual_prob)),
+            log(inside_of(c.audio_prob)),
+            log(inside_of(c.visual_prob)),
             np.eye(c.n_levels)[c.levels],
         ]
     )
@@ -349,13 +350,14 @@ class ProposalRescorer:
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 0.5 * (1.0 + np.tanh(0.5 * (z @ np.asarray(self.weights) + self.bias)))
 
-    def rescore(self, candidates: Candidates, features: np.ndarray) -> np.ndarray:
+    def rescore(self, candidates: Candidates) -> np.ndarray:
         if candidates.n_levels != self.n_levels:
             raise AvdfError(
                 f"the checkpoint's proposal rescorer was fitted for {self.n_levels} pyramid "
                 f"levels but the model has {candidates.n_levels}: retune it with avdf tune"
             )
-        return candidates.score ** (1.0 - self.mix) * self.probability(features) ** self.mix
+        probability = self.probability(candidate_features(candidates))
+        return candidates.score ** (1.0 - self.mix) * probability**self.mix
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -405,16 +407,12 @@ def decode_proposals(
     descending score.
     """
     c = decode_candidates(
-        fake_prob, level_prob, level_boundaries, spec, duration, start_prob, end_prob, config
-    )
+        fake_prob, level_prob, level_boundaries, spec, duration, start_prob, end_prob,
+        audio_prob, visual_prob, config,
+    )  # fmt: skip
     if c is None:
         return ()
-    scores = c.score
-    if rescorer is not None:
-        features = candidate_features(
-            c, fake_prob, spec, start_prob, end_prob, audio_prob, visual_prob
-        )
-        scores = rescorer.rescore(c, features)
+    scores = c.score if rescorer is None else rescorer.rescore(c)
     keep, kept_scores = soft_nms(
         c.starts_s, c.ends_s, scores, sigma=config.sigma, top_k=config.top_k,
         min_score=config.min_score,
