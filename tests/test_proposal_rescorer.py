@@ -169,7 +169,7 @@ def test_best_proposal_pool_uses_held_out_scores_and_detect_scores_by_it(
     # proposal is the decoy everywhere (chance); the held-out rescored one separates.
     own = [max(p.score for p in detector.predict(st, s.id).segments) for s, st in dev]
     assert roc_auc(own, labels) < 0.7 and roc_auc(fit.held_out_top, labels) > 0.95
-    pool, rows = choose_video_pool(dev, proposal_scores=fit.held_out_top)
+    pool, rows = choose_video_pool(dev, fitted_scores={PROPOSAL_POOL: fit.held_out_top})
     assert pool == PROPOSAL_POOL and rows[-1]["pool"] == PROPOSAL_POOL
     assert [r["pool"] for r in choose_video_pool(dev)[1]] == [None, 0.1, 0.25, 0.5]
 

@@ -10,8 +10,10 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
 dev AP@0.5 + AR@100, a proposal rescorer is fitted for the chosen decoding and kept when it
-helps dev videos it was not fitted on (``avdf.evaluation.rescore``), then the video score's pooling is chosen (the mean over the split's
-datasets of their video AUC; ``avdf.evaluation.tune.VIDEO_POOLS``) and temperature, shift,
+helps dev videos it was not fitted on (``avdf.evaluation.rescore``), then the video score's
+pooling is chosen (the mean over the split's datasets of their video AUC;
+``avdf.evaluation.tune.VIDEO_POOLS``, among them a stacker of every pooled statistic,
+``avdf.inference.video_score``, judged on cross-fitted dev scores) and temperature, shift,
 decision threshold and segment threshold are fitted. With ``--probe`` a video probe
 (``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
 (the realworld layout: ``labels.tsv``), its ridge chosen leave-generators-out, and the raw
@@ -86,6 +88,15 @@ def _table(before: dict[str, float], after: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _chosen_pool(result: Any) -> float | str | None:
+    """The video pool a :class:`avdf.evaluation.tune.TuningResult` chose."""
+    from avdf.evaluation.tune import PROPOSAL_POOL, STACKED_POOL
+
+    if result.video_stacker is not None:
+        return STACKED_POOL
+    return PROPOSAL_POOL if result.calibration.from_proposals else result.calibration.top_fraction
+
+
 def _pool_name(pool: float | str | None) -> str:
     if isinstance(pool, str):
         return pool
@@ -135,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         )
         pools = "; ".join(f"{_pool_name(r['pool'])} {r['mean AUC']:.3f}" for r in result.pools)
         print(
-            f"video score pooling: {_pool_name('best proposal' if c.from_proposals else c.top_fraction)}"
+            f"video score pooling: {_pool_name(_chosen_pool(result))}"
             f" (mean dev AUC per dataset: {pools})"
         )
         if result.probe is not None:

@@ -11,7 +11,10 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           fitted on;
       (b) calibration of the raw video score (the detector's score before calibration):
           first how it pools the video (``Calibration.top_fraction``, one of
-          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC;
+          ``VIDEO_POOLS``) by the best mean over the split's datasets of their video AUC
+          (pools with fitted parts, the best proposal after the rescorer and the video
+          stacker of :mod:`avdf.inference.video_score`, judged on 2-fold cross-fitted
+          dev scores);
           for a checkpoint with a video probe (given ``probe``, fitted on another labelled
           folder by :mod:`avdf.evaluation.probe`), the blend of the probe's logit and that
           pooled score's (:func:`fit_blend`: on dev and on the probe folder's held-out
@@ -21,7 +24,8 @@ pyannote's tuned pipelines) and store it in the checkpoint.
           probabilities.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
        figures before / after), extra["video_probe"] (when fitted),
-       extra["proposal_rescorer"] (when kept), written atomically
+       extra["proposal_rescorer"] (when kept), extra["video_stacker"] (when its pool is
+       chosen), written atomically
        beside the input.
 
 :func:`tune_outputs` is the core on outputs already in memory (a training loop can call it
@@ -48,16 +52,19 @@ from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
 from avdf.evaluation.rescore import RescorerFit, fit_rescorer, top_proposal_score
 from avdf.inference.calibration import Calibration, logit
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
-from avdf.inference.detector import Detector, StepOutputs, aggregate_video_score
+from avdf.inference.detector import Detector, StepOutputs
 from avdf.inference.probe import VideoProbe, fit_logistic
+from avdf.inference.video_score import VideoStacker, aggregate_video_score, video_statistics
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
 # Raw video score pooling candidates: None is the untuned rule (max of the window mean and
 # the step maximum); a fraction q is the mean of the top q of the step probabilities;
-# PROPOSAL_POOL is the best proposal's score (after the proposal rescorer).
+# PROPOSAL_POOL is the best proposal's score (after the proposal rescorer); STACKED_POOL a
+# logistic regression over all of these and the modality maxima, fitted on dev.
 PROPOSAL_POOL = "best proposal"
-VIDEO_POOLS: tuple[float | str | None, ...] = (None, 0.1, 0.25, 0.5, PROPOSAL_POOL)
+STACKED_POOL = "stacked statistics"  # the video stacker (avdf.inference.video_score)
+VIDEO_POOLS: tuple[float | str | None, ...] = (None, 0.1, 0.25, 0.5, PROPOSAL_POOL, STACKED_POOL)
 TUNING_PRESET = "lavdf"  # the objective is AP@0.5 + AR@100, both in the LAV-DF preset
 _EPS = 1e-6  # raw scores are clipped to [eps, 1 - eps] before the logit (as Calibration)
 _MIN_INVERSE_TEMPERATURE = 1e-3  # a score that carries no information: T = 1000, not < 0
@@ -84,6 +91,7 @@ class TuningResult:
     probe: Any = None  # the avdf.evaluation.probe.ProbeFit when one was fitted
     video_probe: VideoProbe | None = None  # the probe with its blend, as stored
     rescoring: RescorerFit | None = None  # None: decoding not tuned (no temporal labels)
+    video_stacker: VideoStacker | None = None  # when the stacked pool was chosen
 
     def to_dict(self) -> dict[str, Any]:
         """The ``extra["tuning"]`` record (JSON-serialisable)."""
@@ -377,15 +385,16 @@ def fit_calibration(
 def raw_video_scores(
     items: Sequence[tuple[Sample, StepOutputs]],
     pool: float | str | None,
-    proposal_scores: Sequence[float] | None = None,
+    fitted_scores: Mapping[str, Sequence[float]] | None = None,
 ) -> np.ndarray:
-    """The detector's raw (uncalibrated) video score of each item under one pooling; for
-    ``PROPOSAL_POOL``, ``proposal_scores`` (each item's best proposal score) are it."""
-    if pool == PROPOSAL_POOL:
-        if proposal_scores is None or len(proposal_scores) != len(items):
-            raise ValueError("the best-proposal pool needs each video's best proposal score")
-        return np.asarray(proposal_scores, dtype=np.float64)
-    assert not isinstance(pool, str)
+    """The detector's raw (uncalibrated) video score of each item under one pooling; for a
+    pool with fitted parts (``PROPOSAL_POOL``, ``STACKED_POOL``), ``fitted_scores[pool]``
+    (each item's score under it) are it."""
+    if isinstance(pool, str):
+        scores = (fitted_scores or {}).get(pool)
+        if scores is None or len(scores) != len(items):
+            raise ValueError(f"the pool {pool!r} needs each video's score under it")
+        return np.asarray(scores, dtype=np.float64)
     return np.array(
         [aggregate_video_score(st.window_video_prob, st.fake_prob, pool) for _, st in items]
     )
@@ -394,28 +403,60 @@ def raw_video_scores(
 def choose_video_pool(
     items: Sequence[tuple[Sample, StepOutputs]],
     pools: Sequence[float | str | None] = VIDEO_POOLS,
-    proposal_scores: Sequence[float] | None = None,
+    fitted_scores: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[float | str | None, list[dict[str, Any]]]:
     """The pooling of best mean video AUC over the datasets of the split (``Sample.dataset``
     with both classes; e.g. the synthetic corpus and realworld-train count once each, so a
     few whole-video fakes are not outvoted by many short edits), and every pool's figures.
     Ties keep the earlier pool: the untuned rule unless another is strictly better.
-    ``PROPOSAL_POOL`` is tried only with ``proposal_scores`` (held-out ones: a rescorer's
-    scores of the videos it was fitted on would flatter it)."""
+    A pool with fitted parts is tried only with its scores in ``fitted_scores``, which
+    must be held-out ones (a rescorer's or stacker's scores of the videos it was fitted on
+    would flatter it)."""
     labels = np.array([int(s.label or 0) for s, _ in items])
     names = np.array([s.dataset for s, _ in items])
     parts = [d for d in sorted(set(names)) if len(set(labels[names == d])) == 2]
     rows, best, best_value = [], pools[0], -math.inf
     for pool in pools:
-        if pool == PROPOSAL_POOL and proposal_scores is None:
+        if isinstance(pool, str) and pool not in (fitted_scores or {}):
             continue
-        raw = raw_video_scores(items, pool, proposal_scores)
+        raw = raw_video_scores(items, pool, fitted_scores)
         aucs = {d: roc_auc(raw[names == d], labels[names == d]) for d in parts}
         value = float(np.mean(list(aucs.values()))) if aucs else roc_auc(raw, labels)
         rows.append({"pool": pool, "mean AUC": value, **{f"AUC {d}": a for d, a in aucs.items()}})
         if value > best_value + 1e-12:
             best, best_value = pool, value
     return best, rows
+
+
+def dataset_weights(samples: Sequence[Sample]) -> np.ndarray:
+    """Per sample, a loss weight under which every dataset of ``samples`` weighs alike in
+    total (mean 1), as :func:`choose_video_pool` averages over datasets."""
+    names = np.array([s.dataset for s in samples])
+    counts = {d: int(np.sum(names == d)) for d in set(names)}
+    return np.array([len(names) / counts[d] for d in names]) / len(counts)
+
+
+def fit_video_stacker(
+    items: Sequence[tuple[Sample, StepOutputs]], best_proposals: Sequence[float]
+) -> tuple[VideoStacker | None, np.ndarray | None]:
+    """The video stacker (:mod:`avdf.inference.video_score`) fitted on every dev item, and
+    each item's held-out stacked score from a stacker fitted on the other half (2-fold by
+    index parity, as the proposal rescorer); ``best_proposals`` must themselves be held-out
+    scores. (None, None) when a half lacks a class."""
+    stats = np.array(
+        [video_statistics(st, top) for (_, st), top in zip(items, best_proposals, strict=True)]
+    )
+    labels = np.array([int(s.label or 0) for s, _ in items])
+    weights = dataset_weights([s for s, _ in items])
+    index = np.arange(len(items))
+    held = np.empty(len(items))
+    for k in (0, 1):
+        fit, judge = index % 2 != k, index % 2 == k
+        if len(set(labels[fit])) < 2 or not judge.any():
+            return None, None
+        stacker = VideoStacker.fit(stats[fit], labels[fit], weights[fit])
+        held[judge] = [stacker.score(x) for x in stats[judge]]
+    return VideoStacker.fit(stats, labels, weights), held
 
 
 # --- the whole tuning ---------------------------------------------------------------------
@@ -452,12 +493,28 @@ def tune_outputs(
     # Each dev video's best proposal score from a rescorer that never saw it: the pool is
     # judged, and the calibration fitted, on scores like those unseen videos will get.
     top = None if rescoring is None else rescoring.held_out_top
-    pool, pools = choose_video_pool(items, proposal_scores=top)
-    raw = raw_video_scores(items, pool, top)  # the detector's score before calibration
+    # Without temporal labels no rescorer is refitted: the stored one never saw these videos.
+    stack_top = (
+        top
+        if top is not None
+        else [top_proposal_score(st, decode, tuned.rescorer) for _, st in items]
+    )
+    stacker, stacked = fit_video_stacker(items, stack_top)
+    fitted = {PROPOSAL_POOL: top, STACKED_POOL: stacked}
+    fitted = {name: scores for name, scores in fitted.items() if scores is not None}
+    pool, pools = choose_video_pool(items, fitted_scores=fitted)
+    tuned.stacker = stacker if pool == STACKED_POOL else None
+    raw = raw_video_scores(items, pool, fitted)  # the detector's score before calibration
     if tuned.probe is not None:
         held_items = [(s, st) for s, st, _ in held_out]
         held_top = [top_proposal_score(st, decode, tuned.rescorer) for _, st in held_items]
-        held_rule = raw_video_scores(held_items, pool, held_top)
+        held_fitted = {PROPOSAL_POOL: held_top}
+        if tuned.stacker is not None:  # fitted on dev, so held out for the probe's clips
+            held_fitted[STACKED_POOL] = [
+                tuned.stacker.score(video_statistics(st, t))
+                for (_, st), t in zip(held_items, held_top, strict=True)
+            ]
+        held_rule = raw_video_scores(held_items, pool, held_fitted)
         rows = [(s, z, r) for (s, _, z), r in zip(held_out, held_rule, strict=True)]
         tuned.probe = fit_blend(tuned.probe, items, raw, rows)
         raw = np.array(
@@ -466,15 +523,17 @@ def tune_outputs(
     step_probs, step_targets_ = step_arrays(items)
     calibration = fit_calibration(raw, labels, step_probs, step_targets_)
     from_proposals = pool == PROPOSAL_POOL
-    calibration = replace(
-        calibration, top_fraction=None if from_proposals else pool, from_proposals=from_proposals
-    )
+    # A pool with fitted parts is in the detector (rescorer, stacker), not in the calibration.
+    top_fraction = None if isinstance(pool, str) else pool
+    calibration = replace(calibration, top_fraction=top_fraction, from_proposals=from_proposals)
     # Platt's smoothed targets can, on a tiny dev split, leave the plain dev log-loss above
     # that of the stored temperature and shift: then those are kept (never worse on dev),
     # when they were fitted to the same raw score.
     current = detector.calibration
     same_score = (
         tuned.probe is detector.probe
+        and tuned.stacker is None  # a refitted stacker changes the scores
+        and detector.stacker is None
         and not from_proposals  # a refitted rescorer changes the proposals' scores
         and not current.from_proposals
         and current.top_fraction == pool
@@ -488,7 +547,7 @@ def tune_outputs(
     after = dev_figures(tuned, items, decode, calibration, tuned.rescorer)
     return TuningResult(
         decode, calibration, before, after, search, len(items), pools,
-        video_probe=tuned.probe, rescoring=rescoring,
+        video_probe=tuned.probe, rescoring=rescoring, video_stacker=tuned.stacker,
     )  # fmt: skip
 
 
@@ -529,9 +588,7 @@ def fit_blend(
     ] + [(sample, float(z), float(rule)) for sample, z, rule in held_out]
     x = np.array([[z, float(logit(rule))] for _, z, rule in rows])
     labels = np.array([int(s.label or 0) for s, _, _ in rows], np.float64)
-    names = np.array([s.dataset for s, _, _ in rows])
-    weight = np.array([len(rows) / np.sum(names == d) for d in names]) / len(set(names))
-    w = fit_logistic(x, labels, 1e-3, sample_weight=weight)
+    w = fit_logistic(x, labels, 1e-3, sample_weight=dataset_weights([s for s, _, _ in rows]))
     return replace(probe, probe_weight=float(w[0]), rule_weight=float(w[1]), blend_bias=float(w[2]))
 
 
@@ -626,6 +683,9 @@ def tune_checkpoint(
         extra.pop("proposal_rescorer", None)
         if result.rescoring.rescorer is not None:
             extra["proposal_rescorer"] = json_safe(result.rescoring.rescorer.to_dict())
+    extra.pop("video_stacker", None)  # refitted with the pool, or dropped
+    if result.video_stacker is not None:
+        extra["video_stacker"] = json_safe(result.video_stacker.to_dict())
     save_checkpoint(target, detector.model, detector.spec, extra)
     return target, result, outputs
 

@@ -20,7 +20,9 @@ step: the mean of the top fraction of step probabilities weighs the whole video.
 calibration's ``top_fraction`` (fitted by ``avdf tune``) selects the rule. See
 :func:`aggregate_video_score`. Or, with the calibration's ``from_proposals``, the video
 score is its best proposal's score: after a proposal rescorer, the evidence that one
-segment is fake. A checkpoint tuned with a video probe
+segment is fake. Or, for a checkpoint tuned with a video stacker
+(:mod:`avdf.inference.video_score`), a logistic regression over all of these statistics
+and the modality heads' maxima. A checkpoint tuned with a video probe
 (:mod:`avdf.inference.probe`) blends that rule's score with the probe's, which reads the
 model's block summary averaged over the windows.
 """
@@ -28,7 +30,6 @@ model's block summary averaged over the windows.
 from __future__ import annotations
 
 import importlib.resources
-import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +44,7 @@ from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig, ProposalRescorer, decode_proposals
 from avdf.inference.probe import VideoProbe
 from avdf.inference.sliding import OverlapStitcher, iter_windows
+from avdf.inference.video_score import VideoStacker, aggregate_video_score, video_statistics
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
 from avdf.types import Prediction, ScoredSegment
@@ -87,20 +89,6 @@ class StepOutputs:
         n = max(self.n_steps, 1)
         face = float(self.face_present.sum()) / n
         return {"audio": float(self.audio_present.sum()) / n, "face": face, "lips": face}
-
-
-def aggregate_video_score(
-    window_video_prob: np.ndarray, fake_prob: np.ndarray, top_fraction: float | None = None
-) -> float:
-    """``max(mean window video probability, max step probability)``, or with
-    ``top_fraction`` q the mean of the ``ceil(q * N)`` largest of the N step probabilities
-    (module docstring)."""
-    if top_fraction is not None and len(fake_prob):
-        k = max(1, math.ceil(top_fraction * len(fake_prob) - 1e-9))
-        return float(np.mean(np.partition(fake_prob, len(fake_prob) - k)[-k:]))
-    window_mean = float(np.mean(window_video_prob)) if len(window_video_prob) else 0.0
-    step_max = float(np.max(fake_prob)) if len(fake_prob) else 0.0
-    return max(window_mean, step_max)
 
 
 def bundled_checkpoint_path() -> Path:
@@ -159,6 +147,8 @@ class Detector:
         self.calibration = calibration or Calibration.from_dict(tuned.get("calibration"))
         rescorer = tuned.get("proposal_rescorer")
         self.rescorer = ProposalRescorer.from_dict(rescorer) if rescorer else None
+        stacker = tuned.get("video_stacker")
+        self.stacker = VideoStacker.from_dict(stacker) if stacker else None
         probe = tuned.get("video_probe")
         self.probe = VideoProbe.from_dict(probe) if probe else None
         trained = self.info.get("window_steps") or tuned.get("window_steps")
@@ -378,16 +368,16 @@ class Detector:
     def raw_video_score(
         self, steps: StepOutputs, segments: Sequence[ScoredSegment] | None = None
     ) -> float:
-        """The video score before calibration: :func:`aggregate_video_score` with the
-        calibration's pooling, or the best proposal's score (of ``segments``, decoded here
-        when not given) with its ``from_proposals`` (the rule score); blended with the video
-        probe's when the checkpoint has one (:meth:`avdf.inference.probe.VideoProbe.score`)."""
-        if self.calibration.from_proposals:
-            if segments is None:
-                segments = decode_proposals(
-                    **self.decoder_inputs(steps), config=self.decode_config, rescorer=self.rescorer
-                )
-            rule = max((float(s.score) for s in segments), default=0.0)
+        """The video score before calibration (the rule score): the video stacker's
+        probability when the checkpoint has one (:mod:`avdf.inference.video_score`), else
+        :func:`aggregate_video_score` with the calibration's pooling, or the best proposal's
+        score with its ``from_proposals``; blended with the video probe's when the
+        checkpoint has one (:meth:`avdf.inference.probe.VideoProbe.score`). ``segments``:
+        the video's proposals, decoded here when needed and not given."""
+        if self.stacker is not None:
+            rule = self.stacker.score(self.video_statistics(steps, segments))
+        elif self.calibration.from_proposals:
+            rule = self.best_proposal_score(steps, segments)
         else:
             rule = aggregate_video_score(
                 steps.window_video_prob, steps.fake_prob, self.calibration.top_fraction
@@ -397,6 +387,23 @@ class Detector:
         if steps.block_summary is None:
             raise ValueError("the checkpoint's video probe needs a model with a block summary")
         return self.probe.score(steps.block_summary, rule)
+
+    def best_proposal_score(
+        self, steps: StepOutputs, segments: Sequence[ScoredSegment] | None = None
+    ) -> float:
+        """The best proposal's score (0 without proposals), decoding ``steps`` when
+        ``segments`` is not given."""
+        if segments is None:
+            segments = decode_proposals(
+                **self.decoder_inputs(steps), config=self.decode_config, rescorer=self.rescorer
+            )
+        return max((float(s.score) for s in segments), default=0.0)
+
+    def video_statistics(
+        self, steps: StepOutputs, segments: Sequence[ScoredSegment] | None = None
+    ) -> np.ndarray:
+        """What the video stacker reads (:func:`avdf.inference.video_score.video_statistics`)."""
+        return video_statistics(steps, self.best_proposal_score(steps, segments))
 
     def detect_with_steps(
         self, path: str | Path, video_id: str | None = None
