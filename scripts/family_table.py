@@ -1,10 +1,10 @@
 """Per edit family of the synthetic corpus: how well the fold runs detect it, on each fold's
 source-disjoint test split (the issue-10 table).
 
-Usage: python scripts/family_table.py WORK VARIANT [--min-videos 3]
+Usage: python scripts/family_table.py WORK VARIANT [--min-videos 3] [--checkpoint model-tuned.ckpt]
 
 WORK is the folder of ``scripts/run_fold.sh`` (``folds/``, ``cache/``,
-``train/VARIANT/fold<k>/seed<s>/model-tuned.ckpt``). For every run the test split is scored
+``train/VARIANT/fold<k>/seed<s>/model-tuned.ckpt``, or the name given by ``--checkpoint``). For every run the test split is scored
 from the cache exactly as ``avdf evaluate`` does, and per family (audio and visual families
 named apart):
 
@@ -95,13 +95,16 @@ def main() -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("variant")
     parser.add_argument("--min-videos", type=int, default=3, help="per run, to count it")
+    parser.add_argument(
+        "--checkpoint", default="model-tuned.ckpt", help="each run's tuned checkpoint, by name"
+    )
     args = parser.parse_args()
     runs = sorted((args.work / "train" / args.variant).glob("fold*/seed*"))
     per_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     counted = 0
     for run in runs:
         match = _RUN.search(str(run))
-        checkpoint = run / "model-tuned.ckpt"
+        checkpoint = run / args.checkpoint
         if match is None or not checkpoint.is_file():
             continue
         manifest = args.work / "folds" / fold_file(int(match.group(1)))
