@@ -1,0 +1,179 @@
+"""Measurement only: does a *pretrained* lip-motion encoder (Light-ASD's visual encoder, its
+shipped weights in ``../shared/models/light-asd``) give video features that carry to unseen
+generators? A linear probe on per-video statistics of its per-frame embeddings, fitted on
+realworld-train (ridge chosen leave-generators-out, ``avdf.evaluation.probe.fit_probe``),
+then scored once on realworld-dev (nothing chosen on it).
+
+    avdf preprocess ../shared/realworld-train ../shared/realworld-dev --out CACHE --face-size 112
+    python scripts/asd_probe.py ../shared/realworld-train ../shared/realworld-dev --cache CACHE \
+        --weights ../shared/models/light-asd/finetuning_TalkSet.model
+
+The encoder is written here from the paper's description (Liao et al., CVPR 2023: per block
+a 3x3 and a 5x5 branch, each a spatial then a temporal convolution, summed, then a 1x1x1
+convolution) with the state dict's names; its input is the cache's aligned face crop in grey
+(Light-ASD was trained on detector boxes, so this is a domain shift the probe has to live
+with). Per video, up to ``--windows`` stretches of ``--frames`` consecutive face frames are
+encoded; the video's features are the mean, the sd and the mean absolute frame-to-frame
+change of the 128-d embeddings (384 numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from avdf.datasets import load_dataset
+from avdf.evaluation.probe import fit_probe
+from avdf.metrics import roc_auc
+from avdf.preprocess.cache import CacheReader, cache_path_for
+
+MEAN, SD = 0.4161, 0.1688  # Light-ASD's grey-level normalisation (its paper's data loader)
+
+
+class _VisualBlock(nn.Module):
+    """Two branches (k = 3, 5): spatial (1, k, k) then temporal (k, 1, 1) convolution, each
+    with BN and ReLU; summed, then a 1x1x1 convolution."""
+
+    def __init__(self, cin: int, cout: int, down: bool) -> None:
+        super().__init__()
+        stride = (1, 2, 2) if down else (1, 1, 1)
+        for k in (3, 5):
+            pad = k // 2
+            setattr(
+                self, f"s_{k}", nn.Conv3d(cin, cout, (1, k, k), stride, (0, pad, pad), bias=False)
+            )
+            setattr(self, f"bn_s_{k}", nn.BatchNorm3d(cout, eps=1e-3))
+            setattr(self, f"t_{k}", nn.Conv3d(cout, cout, (k, 1, 1), 1, (pad, 0, 0), bias=False))
+            setattr(self, f"bn_t_{k}", nn.BatchNorm3d(cout, eps=1e-3))
+        self.last = nn.Conv3d(cout, cout, 1, bias=False)
+        self.bn_last = nn.BatchNorm3d(cout, eps=1e-3)
+
+    def branch(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        x = torch.relu(getattr(self, f"bn_s_{k}")(getattr(self, f"s_{k}")(x)))
+        return torch.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.branch(x, 3) + self.branch(x, 5)
+        return torch.relu(self.bn_last(self.last(x)))
+
+
+class VisualEncoder(nn.Module):
+    """(B, T, 112, 112) grey in [0, 1] -> (B, T, 128)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = _VisualBlock(1, 32, down=True)
+        self.block2 = _VisualBlock(32, 64, down=False)
+        self.block3 = _VisualBlock(64, 128, down=False)
+        self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        x = ((grey - MEAN) / SD).unsqueeze(1)  # (B, 1, T, H, W)
+        x = self.pool(self.block1(x))
+        x = self.pool(self.block2(x))
+        x = self.block3(x)  # (B, 128, T, h, w)
+        return x.amax(dim=(3, 4)).transpose(1, 2)
+
+
+def load_encoder(weights: Path) -> VisualEncoder:
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    prefix = "model.visualEncoder."
+    mine = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    encoder = VisualEncoder()
+    encoder.load_state_dict(mine, strict=True)
+    return encoder.eval()
+
+
+def stretches(mask: np.ndarray, frames: int, windows: int) -> list[int]:
+    """Starts of up to ``windows`` evenly spread stretches of ``frames`` steps with a face."""
+    ok = np.convolve(mask.astype(np.int64), np.ones(frames, np.int64), "valid") == frames
+    starts = np.flatnonzero(ok)
+    if not len(starts):
+        return []
+    picks = np.linspace(0, len(starts) - 1, min(windows, len(starts))).round().astype(int)
+    return sorted({int(starts[i]) for i in picks})
+
+
+@torch.no_grad()
+def video_features(
+    encoder: VisualEncoder, cache: Path, frames: int, windows: int
+) -> np.ndarray | None:
+    with CacheReader(cache) as reader:
+        feats = reader.read()
+    if feats.face.shape[1] != 112:
+        raise ValueError(f"{cache}: face crops are {feats.face.shape[1]} px, not 112")
+    starts = stretches(feats.face_mask, frames, windows)
+    if not starts:
+        return None
+    grey = feats.face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+    batch = torch.from_numpy(np.stack([grey[s : s + frames] for s in starts]))
+    emb = encoder(batch).numpy().astype(np.float64)  # (W, T, 128)
+    flat = emb.reshape(-1, emb.shape[-1])
+    change = np.abs(np.diff(emb, axis=1)).mean(axis=(0, 1))
+    return np.concatenate([flat.mean(0), flat.std(0), change])
+
+
+def features_of(root: Path, cache: Path, encoder: VisualEncoder, args: argparse.Namespace):
+    samples = load_dataset("realworld", root)
+    x: dict[str, np.ndarray] = {}
+    for sample in samples:
+        path = cache_path_for(cache, sample.id)
+        try:
+            f = video_features(encoder, path, args.frames, args.windows)
+        except (OSError, ValueError) as error:
+            print(f"{sample.id}: skipped ({error})", file=sys.stderr)
+            continue
+        if f is not None:
+            x[sample.id] = f
+    return samples, x
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("train", type=Path, help="realworld-train folder (labels.tsv)")
+    parser.add_argument("dev", type=Path, help="realworld-dev folder: measured only")
+    parser.add_argument("--cache", type=Path, required=True, help="112 px caches of both")
+    parser.add_argument("--weights", type=Path, required=True, help="a Light-ASD .model file")
+    parser.add_argument("--frames", type=int, default=25, help="frames per stretch")
+    parser.add_argument("--windows", type=int, default=6, help="stretches per video")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+
+    encoder = load_encoder(args.weights)
+    t0 = time.perf_counter()
+    train, x_train = features_of(args.train, args.cache, encoder, args)
+    dev, x_dev = features_of(args.dev, args.cache, encoder, args)
+    seconds = time.perf_counter() - t0
+    n_frames = (len(x_train) + len(x_dev)) * args.frames * args.windows
+    print(
+        f"encoded {len(x_train)} + {len(x_dev)} videos in {seconds:.0f} s "
+        f"(at most {n_frames} frames: {1000 * seconds / max(n_frames, 1):.1f} ms per frame)"
+    )
+
+    fit = fit_probe(train, x_train)
+    print("| ridge | leave-generators-out AUC, pooled | mean fold AUC |\n|---|---|---|")
+    for row in fit.logo:
+        print(f"| {row['ridge']:g} | {row['pooled AUC']:.3f} | {row['mean fold AUC']:.3f} |")
+    scored = [s for s in dev if s.id in x_dev and s.label is not None]
+    logits = fit.probe.logit(np.stack([x_dev[s.id] for s in scored]))
+    labels = [int(s.label) for s in scored]
+    print(
+        f"\nchosen ridge {fit.probe.ridge:g}; realworld-dev ({len(scored)} videos, "
+        f"measured once): video AUC {roc_auc(logits.tolist(), labels):.3f}"
+    )
+    kinds = sorted({str(s.extra.get("kind")) for s in scored if s.label == 1})
+    for kind in kinds:
+        keep = [i for i, s in enumerate(scored) if s.label == 0 or s.extra.get("kind") == kind]
+        auc = roc_auc([float(logits[i]) for i in keep], [labels[i] for i in keep])
+        print(f"  {kind} fakes vs all reals: {auc:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
