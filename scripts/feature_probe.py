@@ -1,20 +1,27 @@
-"""Measurement only: does a *pretrained* lip-motion encoder (Light-ASD's visual encoder, its
-shipped weights in ``../shared/models/light-asd``) give video features that carry to unseen
-generators? A linear probe on per-video statistics of its per-frame embeddings, fitted on
-realworld-train (ridge chosen leave-generators-out, ``avdf.evaluation.probe.fit_probe``),
-then scored once on realworld-dev (nothing chosen on it).
+"""Measurement only: do video features that were not learned from our 102 genuine fakes carry
+to unseen generators? A linear probe on per-video features, fitted on realworld-train (ridge
+chosen leave-generators-out, ``avdf.evaluation.probe.fit_probe``), then scored once on
+realworld-dev (nothing chosen on it). Two feature sets, both read from 112 px caches:
+
+- ``asd``: a *pretrained* lip-motion encoder, Light-ASD's visual encoder with its shipped
+  weights (``../shared/models/light-asd``), written here from the paper's description (Liao et
+  al., CVPR 2023: per block a 3x3 and a 5x5 branch, each a spatial then a temporal
+  convolution, summed, then a 1x1x1 convolution) with the state dict's names. Input: the
+  cache's aligned face crop in grey (Light-ASD was trained on detector boxes, a domain shift the
+  probe has to live with). Per clip: the mean, sd and mean absolute frame-to-frame change of the
+  128-d embeddings (384 numbers).
+- ``flicker``: hand-made temporal flicker and texture of face regions that a lip-sync leaves
+  alone and a talking-head generator re-renders every frame (upper face, mid face, mouth, the
+  crop's border ring): per region, the temporal second difference's energy against the
+  spatial detail, its spread over time, and the regions' ratios (``flicker_features``).
+
+Per clip, up to ``--windows`` stretches of ``--frames`` consecutive face frames are read.
 
     avdf preprocess ../shared/realworld-train ../shared/realworld-dev --out CACHE --face-size 112
-    python scripts/asd_probe.py ../shared/realworld-train ../shared/realworld-dev --cache CACHE \
-        --weights ../shared/models/light-asd/finetuning_TalkSet.model
-
-The encoder is written here from the paper's description (Liao et al., CVPR 2023: per block
-a 3x3 and a 5x5 branch, each a spatial then a temporal convolution, summed, then a 1x1x1
-convolution) with the state dict's names; its input is the cache's aligned face crop in grey
-(Light-ASD was trained on detector boxes, so this is a domain shift the probe has to live
-with). Per video, up to ``--windows`` stretches of ``--frames`` consecutive face frames are
-encoded; the video's features are the mean, the sd and the mean absolute frame-to-frame
-change of the 128-d embeddings (384 numbers).
+    python scripts/feature_probe.py ../shared/realworld-train ../shared/realworld-dev \
+        --cache CACHE --features asd --weights ../shared/models/light-asd/finetuning_TalkSet.model
+    python scripts/feature_probe.py ../shared/realworld-train ../shared/realworld-dev \
+        --cache CACHE --features flicker
 """
 
 from __future__ import annotations
@@ -100,10 +107,8 @@ def stretches(mask: np.ndarray, frames: int, windows: int) -> list[int]:
     return sorted({int(starts[i]) for i in picks})
 
 
-@torch.no_grad()
-def video_features(
-    encoder: VisualEncoder, cache: Path, frames: int, windows: int
-) -> np.ndarray | None:
+def face_stretches(cache: Path, frames: int, windows: int) -> np.ndarray | None:
+    """(W, T, 112, 112) grey in [0, 1]: the clip's evenly spread stretches of face frames."""
     with CacheReader(cache) as reader:
         feats = reader.read()
     if feats.face.shape[1] != 112:
@@ -112,25 +117,72 @@ def video_features(
     if not starts:
         return None
     grey = feats.face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
-    batch = torch.from_numpy(np.stack([grey[s : s + frames] for s in starts]))
-    emb = encoder(batch).numpy().astype(np.float64)  # (W, T, 128)
+    return np.stack([grey[s : s + frames] for s in starts])
+
+
+@torch.no_grad()
+def asd_features(encoder: VisualEncoder, grey: np.ndarray) -> np.ndarray:
+    emb = encoder(torch.from_numpy(grey)).numpy().astype(np.float64)  # (W, T, 128)
     flat = emb.reshape(-1, emb.shape[-1])
     change = np.abs(np.diff(emb, axis=1)).mean(axis=(0, 1))
     return np.concatenate([flat.mean(0), flat.std(0), change])
 
 
-def features_of(root: Path, cache: Path, encoder: VisualEncoder, args: argparse.Namespace):
+# Rows / columns of the 112 px aligned crop (the face fills its middle; the border ring is hair,
+# ears and background).
+REGIONS = {
+    "upper": (slice(30, 56), slice(28, 84)),  # eyes and brows
+    "mid": (slice(56, 74), slice(28, 84)),  # nose and cheeks
+    "mouth": (slice(74, 98), slice(34, 78)),
+}
+RING = 10  # pixels of border
+
+
+def flicker_features(grey: np.ndarray) -> np.ndarray:
+    """Per region (and the border ring): log of the temporal second difference's mean energy,
+    of the spatial Laplacian's, their difference (flicker against detail), the flicker's
+    coefficient of variation over time; then the upper/mouth and face/ring flicker ratios."""
+    second = grey[:, 2:] - 2 * grey[:, 1:-1] + grey[:, :-2]  # (W, T-2, H, W)
+    middle = grey[:, 1:-1]
+    lap = (
+        4 * middle[..., 1:-1, 1:-1]
+        - middle[..., :-2, 1:-1]
+        - middle[..., 2:, 1:-1]
+        - middle[..., 1:-1, :-2]
+        - middle[..., 1:-1, 2:]
+    )
+    lap = np.pad(lap, [(0, 0), (0, 0), (1, 1), (1, 1)])
+    ring = np.ones(grey.shape[-2:], bool)
+    ring[RING:-RING, RING:-RING] = False
+    masks = {}
+    for name, (rows, cols) in REGIONS.items():
+        m = np.zeros(grey.shape[-2:], bool)
+        m[rows, cols] = True
+        masks[name] = m
+    masks["ring"] = ring
+    out, flick = [], {}
+    for name, m in masks.items():
+        per_frame = (second[..., m] ** 2).mean(-1) + 1e-8  # (W, T-2)
+        detail = float((lap[..., m] ** 2).mean()) + 1e-8
+        flick[name] = float(np.log(per_frame.mean()))
+        cv = float(per_frame.std() / per_frame.mean())
+        out += [flick[name], float(np.log(detail)), flick[name] - float(np.log(detail)), cv]
+    face = np.mean([flick[n] for n in REGIONS])
+    out += [flick["upper"] - flick["mouth"], flick["mid"] - flick["mouth"], face - flick["ring"]]
+    return np.array(out, np.float64)
+
+
+def features_of(root: Path, cache: Path, extract, args: argparse.Namespace):  # noqa: ANN001
     samples = load_dataset("realworld", root)
     x: dict[str, np.ndarray] = {}
     for sample in samples:
-        path = cache_path_for(cache, sample.id)
         try:
-            f = video_features(encoder, path, args.frames, args.windows)
+            grey = face_stretches(cache_path_for(cache, sample.id), args.frames, args.windows)
         except (OSError, ValueError) as error:
             print(f"{sample.id}: skipped ({error})", file=sys.stderr)
             continue
-        if f is not None:
-            x[sample.id] = f
+        if grey is not None:
+            x[sample.id] = extract(grey)
     return samples, x
 
 
@@ -139,16 +191,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("train", type=Path, help="realworld-train folder (labels.tsv)")
     parser.add_argument("dev", type=Path, help="realworld-dev folder: measured only")
     parser.add_argument("--cache", type=Path, required=True, help="112 px caches of both")
-    parser.add_argument("--weights", type=Path, required=True, help="a Light-ASD .model file")
+    parser.add_argument("--features", choices=("asd", "flicker"), default="asd")
+    parser.add_argument("--weights", type=Path, help="a Light-ASD .model file (for asd)")
     parser.add_argument("--frames", type=int, default=25, help="frames per stretch")
     parser.add_argument("--windows", type=int, default=6, help="stretches per video")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
-    encoder = load_encoder(args.weights)
+    if args.features == "asd":
+        if args.weights is None:
+            parser.error("--features asd needs --weights")
+        encoder = load_encoder(args.weights)
+        extract = lambda grey: asd_features(encoder, grey)  # noqa: E731
+    else:
+        extract = flicker_features
     t0 = time.perf_counter()
-    train, x_train = features_of(args.train, args.cache, encoder, args)
-    dev, x_dev = features_of(args.dev, args.cache, encoder, args)
+    train, x_train = features_of(args.train, args.cache, extract, args)
+    dev, x_dev = features_of(args.dev, args.cache, extract, args)
     seconds = time.perf_counter() - t0
     n_frames = (len(x_train) + len(x_dev)) * args.frames * args.windows
     print(
