@@ -134,62 +134,6 @@ def test_stacker_round_trips_and_rejects_other_statistics() -> None:
 
 
 def test_stacker_needs_both_classes_in_each_half() -> None:
-    # Two people, one all fake and one all real: each half (one person) holds one class.
     dev = _videos(7, 12)
-    dev = [
-        (replace(s, label=int(i < 6), extra={"speaker": "a" if i < 6 else "b"}), st)
-        for i, (s, st) in enumerate(dev)
-    ]
+    dev = [(replace(s, label=int(i % 2 == 0)), st) for i, (s, st) in enumerate(dev)]
     assert fit_video_stacker(dev, [0.5] * len(dev)) == (None, None)
-
-
-def _people(seed: int, with_people: bool) -> tuple[list[tuple[Sample, StepOutputs]], list[float]]:
-    """4 people, 24 videos each; people 0 and 2 are mostly fake (85%), 1 and 3 mostly real.
-    The step curve carries a weak genuine signal (+0.03 in fakes under a per-video offset of
-    sd 0.03); the audio and visual maxima and the best proposal carry a per-person signature
-    and nothing else. A stacker can learn who is who, which says nothing about new people."""
-    rng = np.random.default_rng(seed)
-    signature = rng.uniform(0.2, 0.8, size=(4, 3))
-    dev, tops = [], []
-    for person in range(4):
-        for j in range(24):
-            fake = bool(rng.random() < (0.85 if person % 2 == 0 else 0.15))
-            offset = 0.03 * rng.standard_normal() + (0.03 if fake else 0.0)
-            fake_prob = (0.3 + 0.2 * rng.random(N_STEPS) + offset).astype(np.float32)
-            audio, visual, top = signature[person] + 0.01 * rng.standard_normal(3)
-            extra = {"speaker": f"person{person}"} if with_people else {}
-            sample = Sample(
-                f"p{person}v{j}", "lavdf", "dev", f"p{person}v{j}.mp4", N_STEPS / 25,
-                label=int(fake), extra=extra,
-            )  # fmt: skip
-            steps = StepOutputs(
-                spec=MediaSpec(), duration=N_STEPS / 25, fake_prob=fake_prob,
-                audio_prob=np.full(N_STEPS, audio, np.float32),
-                visual_prob=np.full(N_STEPS, visual, np.float32),
-                level_prob=fake_prob[:, None], level_boundaries=np.ones((N_STEPS, 1, 2), np.float32),
-                start_prob=None, end_prob=None, window_video_prob=np.full(2, 0.4, np.float32),
-                audio_present=np.ones(N_STEPS, bool), face_present=np.ones(N_STEPS, bool),
-            )  # fmt: skip
-            dev.append((sample, steps))
-            tops.append(float(top))
-    return dev, tops
-
-
-def test_held_out_halves_split_people_so_a_person_signature_is_not_rewarded() -> None:
-    """Over 8 draws of the people: with halves by person the stacker is judged on people it
-    never saw and a fixed pool of the step curve (the genuine signal) is chosen; the same
-    videos without their people (each its own unit, as index parity split them before) put
-    every person in both halves, and the signature looks like evidence. (With 2 people per
-    half a signature can carry over by chance, hence counts rather than every draw.)"""
-    by_person = without_people = 0
-    for seed in range(8):
-        dev, tops = _people(seed, with_people=True)
-        _, held = fit_video_stacker(dev, tops)
-        pool, rows = choose_video_pool(dev, fitted_scores={STACKED_POOL: held})
-        by_person += pool != STACKED_POOL
-        assert max(r["mean AUC"] for r in rows if r["pool"] != STACKED_POOL) > 0.65
-        dev, tops = _people(seed, with_people=False)
-        _, held = fit_video_stacker(dev, tops)
-        pool, _ = choose_video_pool(dev, fitted_scores={STACKED_POOL: held})
-        without_people += pool == STACKED_POOL
-    assert by_person >= 5 and without_people >= 7, (by_person, without_people)

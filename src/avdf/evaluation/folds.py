@@ -48,10 +48,9 @@ def fold_file(k: int) -> str:
 
 
 def source_unit(sample: Sample) -> str:
-    """The person (or source clip) a video was made from: the fold unit. A re-encoded copy
-    (``scripts/reencode_corpus.py``) counts as the clip it was made from."""
+    """The person (or source clip) a video was made from: the fold unit."""
     extra = sample.extra
-    for key in ("speaker", "source", "original", "reencoded_from"):
+    for key in ("speaker", "source", "original"):
         value = extra.get(key)
         if value:
             return str(value)
@@ -91,21 +90,6 @@ def assign_units(weights: Mapping[str, int], k: int) -> dict[str, int]:
         fold_of[unit] = target
         load[target] += weights[unit]
     return fold_of
-
-
-def cross_fit_halves(samples: Sequence[Sample]) -> list[int]:
-    """Half (0 or 1) of each sample for 2-fold cross-fitting on a dev split: by person
-    (:func:`source_unit`), so a model fitted on one half is judged on people it never saw,
-    as it will be on the test people; halves balanced by videos (:func:`assign_units`).
-    With a single person, by index parity."""
-    units = [source_unit(s) for s in samples]
-    if len(set(units)) < 2:
-        return [i % 2 for i in range(len(samples))]
-    weights: dict[str, int] = {}
-    for unit in units:
-        weights[unit] = weights.get(unit, 0) + 1
-    half_of = assign_units(weights, 2)
-    return [half_of[unit] for unit in units]
 
 
 @dataclass

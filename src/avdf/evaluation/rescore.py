@@ -4,9 +4,8 @@ split, for ``avdf tune``.
     dev videos' steps -> every candidate the tuned decoding makes (before soft-NMS), its
     features and whether it overlaps a true fake segment at IoU >= 0.5
     -> the mix (how much the rescorer's probability replaces the decoder's score) chosen
-       by 2-fold cross-fitting on the dev videos, split by person
-       (:func:`avdf.evaluation.folds.cross_fit_halves`): a rescorer fitted on one half is
-       judged on the other half's people by the tuning objective, for every mix in ``MIXES``; mix 0 (no
+       by 2-fold cross-fitting on the dev videos: a rescorer fitted on one half is judged
+       on the other half by the tuning objective, for every mix in ``MIXES``; mix 0 (no
        rescorer) wins ties, so the rescorer is kept only where it helps videos it never saw
     -> refitted on every dev video with the chosen mix, and dropped if it then lowers the
        objective on the whole dev split (tuning never makes the dev figures worse).
@@ -28,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from avdf.evaluation.folds import cross_fit_halves
 from avdf.inference.decode import (
     DecodeConfig,
     ProposalRescorer,
@@ -134,10 +132,8 @@ def fit_rescorer(
     if not fit:
         return RescorerFit(None, held_out_top=decoders_own_top())
     table = candidate_table(items, decode)
-    half = cross_fit_halves([s for s, _ in items])
-    members = [[i for i, h in enumerate(half) if h == k] for k in (0, 1)]
-    halves = [[items[i] for i in m] for m in members]
-    fitted = [fit_on([table[i] for i in m], 1.0) for m in members]
+    halves = [list(items[0::2]), list(items[1::2])]
+    fitted = [fit_on(table[0::2], 1.0), fit_on(table[1::2], 1.0)]
     n_candidates = sum(len(r[1]) for r in table if r is not None)
     n_hits = sum(int(r[1].sum()) for r in table if r is not None)
     if fitted[0] is None or fitted[1] is None:
@@ -158,6 +154,6 @@ def fit_rescorer(
     top = [0.0] * len(items)
     for k in (0, 1):  # half k scored by the rescorer fitted on the other half
         other = None if rescorer is None else replace(fitted[1 - k], mix=best)
-        for i in members[k]:
+        for i in range(k, len(items), 2):
             top[i] = top_proposal_score(items[i][1], decode, other)
     return RescorerFit(rescorer, held_out, n_candidates, n_hits, tuple(top))

@@ -49,7 +49,6 @@ import numpy as np
 
 from avdf.errors import AvdfError, OutputExistsError
 from avdf.evaluation.dataset import iter_sample_steps, load_split, official_name
-from avdf.evaluation.folds import cross_fit_halves
 from avdf.evaluation.rescore import RescorerFit, fit_rescorer, top_proposal_score
 from avdf.inference.calibration import Calibration, logit
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
@@ -442,17 +441,17 @@ def fit_video_stacker(
 ) -> tuple[VideoStacker | None, np.ndarray | None]:
     """The video stacker (:mod:`avdf.inference.video_score`) fitted on every dev item, and
     each item's held-out stacked score from a stacker fitted on the other half (2-fold by
-    person, as the proposal rescorer: ``cross_fit_halves``); ``best_proposals`` must
-    themselves be held-out scores. (None, None) when a half lacks a class."""
+    index parity, as the proposal rescorer); ``best_proposals`` must themselves be held-out
+    scores. (None, None) when a half lacks a class."""
     stats = np.array(
         [video_statistics(st, top) for (_, st), top in zip(items, best_proposals, strict=True)]
     )
     labels = np.array([int(s.label or 0) for s, _ in items])
     weights = dataset_weights([s for s, _ in items])
-    half = np.array(cross_fit_halves([s for s, _ in items]))
+    index = np.arange(len(items))
     held = np.empty(len(items))
     for k in (0, 1):
-        fit, judge = half != k, half == k
+        fit, judge = index % 2 != k, index % 2 == k
         if len(set(labels[fit])) < 2 or not judge.any():
             return None, None
         stacker = VideoStacker.fit(stats[fit], labels[fit], weights[fit])
