@@ -35,10 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from avdf.datasets import load_dataset
-from avdf.evaluation.probe import fit_probe
-from avdf.metrics import roc_auc
-from avdf.preprocess.cache import CacheReader, cache_path_for
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
+
+from eval_realworld import auc_or_none, group_table  # noqa: E402
+
+from avdf.datasets import load_dataset  # noqa: E402
+from avdf.evaluation.probe import fit_probe  # noqa: E402
+from avdf.preprocess.cache import CacheReader, cache_path_for  # noqa: E402
 
 MEAN, SD = 0.4161, 0.1688  # Light-ASD's grey-level normalisation (its paper's data loader)
 
@@ -221,16 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['ridge']:g} | {row['pooled AUC']:.3f} | {row['mean fold AUC']:.3f} |")
     scored = [s for s in dev if s.id in x_dev and s.label is not None]
     logits = fit.probe.logit(np.stack([x_dev[s.id] for s in scored]))
-    labels = [int(s.label) for s in scored]
+    scores = {s.id: float(v) for s, v in zip(scored, logits, strict=True)}
     print(
         f"\nchosen ridge {fit.probe.ridge:g}; realworld-dev ({len(scored)} videos, "
-        f"measured once): video AUC {roc_auc(logits.tolist(), labels):.3f}"
+        f"measured once): video AUC {auc_or_none(scored, scores):.3f}"
     )
-    kinds = sorted({str(s.extra.get("kind")) for s in scored if s.label == 1})
-    for kind in kinds:
-        keep = [i for i, s in enumerate(scored) if s.label == 0 or s.extra.get("kind") == kind]
-        auc = roc_auc([float(logits[i]) for i in keep], [labels[i] for i in keep])
-        print(f"  {kind} fakes vs all reals: {auc:.3f}")
+    for row in group_table(scored, scores, "kind"):
+        print(f"  {row['kind']} fakes ({row['fakes']}) vs all reals: {row['auc']:.3f}")
     return 0
 
 
