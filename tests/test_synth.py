@@ -28,12 +28,15 @@ from avdf.preprocess.face import LIP_INDICES
 from avdf.synth import build_corpus, plan_corpus, tts
 from avdf.synth.audio_edits import AUDIO_FAMILIES
 from avdf.synth.corpus import (
+    MAX_REPEATED_FRAME_SHARE,
     EditPlan,
     SourcePools,
     VideoPlan,
     apply_variation,
     load_pools,
     metadata_record,
+    _plan_edits,
+    _usable_families,
     render,
 )
 from avdf.synth.encode import write_mp4
@@ -391,6 +394,28 @@ def test_prepared_sources_have_a_face_in_every_clip(pools: SourcePools) -> None:
     for clip in clips:
         assert clip.face_present.mean() > 0.95, clip.name
         assert clip.frames.shape[1:] == (224, 224, 3) and len(clip.audio) == clip.n_frames * 640
+
+
+def test_no_freeze_where_the_source_repeats_its_own_frames(pools: SourcePools) -> None:
+    """A clip up-sampled from half its frame rate shows every picture twice; a freeze cut into
+    it looks like its genuine stretches, so the family is not offered there (a label no
+    detector could learn). The same clip at its own rate keeps it."""
+    clip = max(pools.talking["train"], key=lambda c: c.n_frames)
+    doubled = dataclasses.replace(
+        clip,
+        frames=np.repeat(clip.frames, 2, axis=0)[: clip.n_frames],
+        landmarks=np.repeat(clip.landmarks, 2, axis=0)[: clip.n_frames],
+    )
+    assert clip.repeated_frame_share < MAX_REPEATED_FRAME_SHARE < doubled.repeated_frame_share
+    assert "frozen_or_repeated" in _usable_families(pools, "train", clip)[1]
+    assert "frozen_or_repeated" not in _usable_families(pools, "train", doubled)[1]
+    rng = np.random.default_rng(0)
+    planned = [
+        e.visual_family
+        for _ in range(60)
+        for e in _plan_edits(doubled, 0, min(doubled.n_frames, 150), pools, "train", rng)
+    ]
+    assert any(planned) and "frozen_or_repeated" not in planned
 
 
 def test_every_clip_is_a_source() -> None:

@@ -60,6 +60,9 @@ WHOLE_CLIP_VISUAL = ("face_from_other_identity", "self_blended", "mouth_rerender
 # Of the "both" segments, this share is a lip-sync edit: the audio from another moment of the
 # same speaker and the mouth re-rendered from that same moment (new words, matching lips).
 LIPSYNC_FRACTION = 0.35
+# Sources repeating more of their frames get no frozen_or_repeated edit. Of the 29 shared clips
+# five are above it (14-59 %, demo inputs up-sampled in frame rate), the rest at most 3 %.
+MAX_REPEATED_FRAME_SHARE = 0.10
 CROP_SCALE = (0.94, 1.0)  # label-preserving variation applied to every output
 GAIN_DB = (-3.0, 3.0)
 _OUTPUT_NAME = re.compile(r"^\d{6}\.mp4$")
@@ -227,8 +230,11 @@ def _usable_families(
     pools: SourcePools, split: str, source: TalkingSource
 ) -> tuple[list[str], list[str]]:
     """Audio and visual families whose material exists: another speaker's speech to splice,
-    espeak-ng for text-to-speech, another person's face to swap in."""
+    espeak-ng for text-to-speech, another person's face to swap in, and a source that does not
+    repeat frames itself for a freeze or repeat (there, a genuine stretch looks the same)."""
     missing = set()
+    if source.repeated_frame_share > MAX_REPEATED_FRAME_SHARE:
+        missing.add("frozen_or_repeated")
     if not pools.speech[split] and not _other_people(pools, split, source):
         missing.add("splice_other_speaker")
     if not tts.available():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import av
@@ -27,6 +28,7 @@ SPLITS = ("train", "dev", "test")
 OUTPUT_SIZE = 224  # pixels, square side of every output video
 DECODE_MAX_SIDE = 448  # pixels; large sources are downscaled while decoding
 FACE_BOX_SCALE = 2.0  # crop side = this x the face's landmark extent (head plus shoulders)
+STILL_GREY_LEVELS = 0.5  # consecutive frames closer than this (mean |grey difference|) repeat
 
 # Talking clips of the shared media that show the same person (checked by eye on a contact sheet
 # of all 29 clips): they must land in the same split, or a test identity is seen in training.
@@ -65,6 +67,16 @@ class TalkingSource:
     def face_present(self) -> np.ndarray:
         """(N,) bool: landmarks found in this frame."""
         return np.isfinite(self.landmarks).all(axis=(1, 2))
+
+    @cached_property
+    def repeated_frame_share(self) -> float:
+        """Share of consecutive frame pairs that are the same picture up to codec noise. Demo
+        clips up-sampled from a lower frame rate repeat a third to a half of their frames."""
+        if self.n_frames < 2:
+            return 0.0
+        grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in self.frames])
+        steps = np.abs(np.diff(grey.astype(np.int16), axis=0)).mean(axis=(1, 2))
+        return float(np.mean(steps < STILL_GREY_LEVELS))
 
 
 def bundled_media_root() -> Path:
