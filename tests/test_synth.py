@@ -32,11 +32,11 @@ from avdf.synth.corpus import (
     EditPlan,
     SourcePools,
     VideoPlan,
+    _plan_edits,
+    _usable_families,
     apply_variation,
     load_pools,
     metadata_record,
-    _plan_edits,
-    _usable_families,
     render,
 )
 from avdf.synth.encode import write_mp4
