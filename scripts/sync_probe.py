@@ -40,7 +40,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 
 from family_table import edit_families  # noqa: E402
-from feature_probe import VisualEncoder, _VisualBlock  # noqa: E402
+from feature_probe import VisualEncoder  # noqa: E402
 
 from avdf.io.decode import iter_audio  # noqa: E402
 from avdf.metrics import roc_auc  # noqa: E402
@@ -166,7 +166,6 @@ def load_model(weights: Path) -> LightASD:
             mine["v_head." + key.split(".")[-1]] = value
     model = LightASD()
     model.load_state_dict(mine, strict=True)
-    assert isinstance(model.visualEncoder.block1, _VisualBlock)
     return model.eval()
 
 
