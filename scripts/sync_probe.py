@@ -4,23 +4,24 @@ corpus's lip-audio edits, per step and without any training on our data?
 Light-ASD (Liao et al., CVPR 2023; weights in ``../shared/models/light-asd``, MIT) scores every
 video frame "this face is speaking the sound heard now" from an audio encoder on MFCCs and a
 visual encoder on grey face crops, summed per frame and read by a bidirectional GRU; a second
-head reads the visual encoder alone ("the face looks like it is speaking"). Its TalkSet
-fine-tuning was trained with out-of-sync audio as a negative, so where the mouth moves but does
-not match the sound (audio shifted, a mouth from another moment, another voice), the
-audio-visual score should fall while the visual-only one stays. Written here from the paper's
-description with the state dict's names (the visual encoder is ``feature_probe.py``'s); the
-MFCCs follow python_speech_features' documented defaults (the paper's front end).
+head reads the visual encoder alone ("the face looks like it is speaking"). Where the mouth
+moves but does not match the sound (audio shifted, a mouth from another moment, another voice),
+an audio-visual score that really hears the sound should fall while the visual-only one stays. Written here from the paper's description with
+the state dict's names (the visual encoder is ``feature_probe.py``'s); the MFCCs follow
+python_speech_features' documented defaults (the paper's front end).
 
 Per video of a manifest split, from the video file (audio) and the cache (64 px face crops,
 up-sampled to 112): the per-step audio-visual logit ``av`` and visual-only logit ``v``. Two
 per-step fake scores: ``-av`` and ``v - av`` (speaking face, sound not matching it). Per edit
 family, the within-video AUC (that family's steps against the same video's untouched steps
-where the speaker talks, since edits are placed in speech) and the video AUC (mean of the video's top-10 % steps, videos with the
-family against real videos). Real videos with their audio shifted by 0.5 s give the plain
-sanity check: how often a step's ``av`` falls.
+where the speaker talks, since edits are placed in speech) and the video AUC (mean of the
+video's top-10 % steps, videos with the family against real videos). Real videos with their
+audio shifted by 0.5 s give the plain sanity check: how often a step's ``av`` falls.
 
     python scripts/sync_probe.py data/folds/fold0.jsonl --cache data/cache --split test \
-        --weights ../shared/models/light-asd/finetuning_TalkSet.model
+        --weights ../shared/models/light-asd/pretrain_AVA_CVPR.model
+
+Measured (README, issue 10): weak; only out-of-sync audio reaches 0.67 within-video.
 """
 
 from __future__ import annotations
