@@ -6,9 +6,10 @@ video frame "this face is speaking the sound heard now" from an audio encoder on
 visual encoder on grey face crops, summed per frame and read by a bidirectional GRU; a second
 head reads the visual encoder alone ("the face looks like it is speaking"). Where the mouth
 moves but does not match the sound (audio shifted, a mouth from another moment, another voice),
-an audio-visual score that really hears the sound should fall while the visual-only one stays. Written here from the paper's description with
-the state dict's names (the visual encoder is ``feature_probe.py``'s); the MFCCs follow
-python_speech_features' documented defaults (the paper's front end).
+an audio-visual score that really hears the sound should fall while the visual-only one stays.
+Written here from the paper's description with the state dict's names (the visual
+encoder is ``feature_probe.py``'s); the MFCCs follow python_speech_features' documented
+defaults (the paper's front end).
 
 Per video of a manifest split, from the video file (audio) and the cache (64 px face crops,
 up-sampled to 112): the per-step audio-visual logit ``av`` and visual-only logit ``v``. Two
