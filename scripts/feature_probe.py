@@ -119,8 +119,13 @@ def face_stretches(cache: Path, frames: int, windows: int) -> np.ndarray | None:
     starts = stretches(feats.face_mask, frames, windows)
     if not starts:
         return None
-    grey = feats.face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+    grey = grey_faces(feats.face)
     return np.stack([grey[s : s + frames] for s in starts])
+
+
+def grey_faces(face: np.ndarray) -> np.ndarray:
+    """(T, S, S) grey in [0, 1] of (T, S, S, 3) uint8 RGB face crops (ITU-R 601 weights)."""
+    return face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
 
 
 @torch.no_grad()

@@ -6,7 +6,9 @@ For every video in FOLDER (default ``../shared/media/talking``; every file PyAV 
 the mean absolute grey-level difference between consecutive frames, and the share of frame
 pairs under ``--still`` (a repeated frame, up to codec noise) and under ``--low`` grey levels.
 A source that already repeats frames makes ``frozen_or_repeated`` edits look like genuine
-stretches of itself, which no detector can tell apart. Prints a Markdown table; a file that
+stretches of itself, which no detector can tell apart; ``avdf synth`` leaves the family out for
+such sources (``TalkingSource.repeated_frame_share``, the same ``--still`` threshold on the
+prepared crops). Prints a Markdown table; a file that
 does not decode gets a one-line error on stderr and the exit status is 1 at the end.
 """
 
@@ -20,6 +22,7 @@ import av
 import numpy as np
 
 from avdf.errors import one_line
+from avdf.synth.sources import STILL_GREY_LEVELS
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "media" / "talking"
 
@@ -43,7 +46,9 @@ def frame_differences(path: Path) -> tuple[float, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, nargs="?", default=DEFAULT_FOLDER)
-    parser.add_argument("--still", type=float, default=0.5, help="grey levels (default 0.5)")
+    parser.add_argument(
+        "--still", type=float, default=STILL_GREY_LEVELS, help="grey levels (default %(default)s)"
+    )
     parser.add_argument("--low", type=float, default=1.0, help="grey levels (default 1.0)")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():

@@ -42,9 +42,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 
 from family_table import edit_families  # noqa: E402
-from feature_probe import VisualEncoder  # noqa: E402
+from feature_probe import VisualEncoder, grey_faces  # noqa: E402
 
-from avdf.io.decode import iter_audio  # noqa: E402
+from avdf.io.decode import read_audio  # noqa: E402
 from avdf.metrics import roc_auc  # noqa: E402
 from avdf.preprocess.cache import CacheReader, cache_path_for  # noqa: E402
 from avdf.synth.corpus import ACTIVE_AUDIO_RATIO  # noqa: E402
@@ -171,15 +171,22 @@ def load_model(weights: Path) -> LightASD:
     return model.eval()
 
 
+def asd_faces(face: np.ndarray) -> np.ndarray:
+    """(T, 112, 112) grey in [0, 1], Light-ASD's input, of (T, S, S, 3) uint8 face crops."""
+    grey = grey_faces(face)
+    return np.stack([cv2.resize(g, (112, 112), interpolation=cv2.INTER_CUBIC) for g in grey])
+
+
 def clip_inputs(video: str, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(T, 112, 112) grey face crops in [0, 1], their face mask, and the clip's audio."""
     with CacheReader(cache) as reader:
         feats = reader.read()
-    grey = feats.face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
-    grey = np.stack([cv2.resize(g, (112, 112), interpolation=cv2.INTER_CUBIC) for g in grey])
-    chunks = list(iter_audio(video, SPEC))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return grey, feats.face_mask.astype(bool), audio
+    return asd_faces(feats.face), feats.face_mask.astype(bool), read_audio(video, SPEC)
+
+
+def cache_file(sample: Sample, cache: Path) -> Path | None:
+    path = cache_path_for(cache, sample.id)
+    return path if path.is_file() else None
 
 
 def step_logits(model: LightASD, grey: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     reals: list[str] = []
     drops, started, frames = [], time.perf_counter(), 0
     for sample in samples:
-        cached = _cache_file_for(sample, args.cache)
+        cached = cache_file(sample, args.cache)
         if cached is None:
             continue
         grey, mask, audio = clip_inputs(sample.path, cached)
@@ -233,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         for segment in sample.fake_segments:
             part = SPEC.segment_steps(segment, n)
             fake[part.start : part.stop] = True
-        for name, score in scores.items():
-            video[name][sample.id] = top_mean(score(av, v)[mask] if mask.any() else score(av, v))
+        per_step = {name: score(av, v) for name, score in scores.items()}
+        for name, s in per_step.items():
+            video[name][sample.id] = top_mean(s[mask] if mask.any() else s)
         if sample.label == 0:
             reals.append(sample.id)
             shift = int(SHIFT_SECONDS * SPEC.sample_rate)
@@ -250,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             inside &= mask
             if inside.any() and outside.any():
                 labels = np.concatenate([np.ones(inside.sum()), np.zeros(outside.sum())])
-                for name, score in scores.items():
-                    s = score(av, v)
+                for name, s in per_step.items():
                     auc = roc_auc(np.concatenate([s[inside], s[outside]]), labels)
                     within[(family, name)].append(auc)
     seconds = time.perf_counter() - started
@@ -275,11 +282,6 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{roc_auc(np.array(values), np.array(labels)):.2f}" if reals else "–")
         print(f"| {family} | {len(ids)} | " + " | ".join(cells) + " |")
     return 0
-
-
-def _cache_file_for(sample: Sample, cache: Path) -> Path | None:
-    path = cache_path_for(cache, sample.id)
-    return path if path.is_file() else None
 
 
 if __name__ == "__main__":

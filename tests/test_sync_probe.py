@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avdf.io.decode import read_clip
+from avdf.io.decode import read_audio
 from avdf.preprocess.pipeline import extract_features
 from avdf.timebase import MediaSpec
 
@@ -42,9 +42,8 @@ def test_mfcc_shape_rate_and_energy() -> None:
 def test_light_asd_hears_the_sound() -> None:
     spec = MediaSpec()
     features = extract_features(SAMPLE, spec)
-    grey = features.face.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255
-    grey = np.stack([sync_probe.cv2.resize(g, (112, 112)) for g in grey])
-    audio = read_clip(SAMPLE, spec).audio
+    grey = sync_probe.asd_faces(features.face)
+    audio = read_audio(SAMPLE, spec)
     model = sync_probe.load_model(WEIGHTS / "pretrain_AVA_CVPR.model")
     own, _ = sync_probe.step_logits(model, grey, audio)
     rng = np.random.default_rng(0)

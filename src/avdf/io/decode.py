@@ -423,6 +423,11 @@ def read_clip(path: str | Path, spec: MediaSpec, max_side: int | None = None) ->
     """
     info = probe(path)
     frames = np.concatenate(list(iter_video_frames(path, spec, max_side=max_side)))
+    return Clip(frames=frames, audio=read_audio(path, spec), info=info, spec=spec)
+
+
+def read_audio(path: str | Path, spec: MediaSpec) -> np.ndarray:
+    """The whole first audio stream as in :func:`iter_audio`, in one (S,) float32 array
+    (empty without an audio stream)."""
     chunks = list(iter_audio(path, spec))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return Clip(frames=frames, audio=audio, info=info, spec=spec)
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from avdf.errors import InputError
-from avdf.io.decode import iter_audio, probe, read_clip
+from avdf.io.decode import probe, read_audio, read_clip
 from avdf.native_logs import native_stderr_silenced
 from avdf.preprocess.face import FaceTracker
 from avdf.timebase import MediaSpec
@@ -236,8 +236,7 @@ def prepare_talking(path: Path, root: Path, spec: MediaSpec) -> TalkingSource:
 
 def load_speech(path: Path, spec: MediaSpec) -> np.ndarray:
     """(S,) float32 mono speech at ``spec.sample_rate``."""
-    chunks = list(iter_audio(path, spec))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    audio = read_audio(path, spec)
     if len(audio) < spec.sample_rate // 4:
         raise InputError(path, "speech file has less than 0.25 s of audio")
     return audio.astype(np.float32)
