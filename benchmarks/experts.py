@@ -2,7 +2,8 @@
 
 Per clip: the whole preprocessing without experts (decode + face tracking + log-mel, as
 ``avdf preprocess`` runs it, cache writing left out), then the speaker expert's extra pass
-split into audio decode and GE2E embedding + consistency, all in ms per video-second, and the
+split into audio decode and GE2E embedding + consistency, and the motion expert's extra pass
+(a video decode at 112 px and frame differences), all in ms per video-second, and each
 expert's share of the preprocessing. One torch thread, as the Detector runs. Warm-up: the
 face tracker's and the encoder's models are loaded before timing.
 
@@ -41,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from avdf.io.decode import iter_audio, probe
+    from avdf.preprocess.motion import frame_motion_of
     from avdf.preprocess.pipeline import default_tracker, iter_features
     from avdf.preprocess.speaker import load_encoder, speaker_consistency
     from avdf.timebase import MediaSpec
@@ -51,10 +53,10 @@ def main() -> None:
     load_encoder()
     rows: list[np.ndarray] = []
     total_seconds: list[float] = []
-    print(
-        f"{'clip':42s} {'sec':>6s} {'preproc':>9s} {'decode':>8s} {'embed':>8s} {'expert':>8s} {'share':>6s}"
-    )
-    print(f"{'':42s} {'':>6s} {'ms/s':>9s} {'ms/s':>8s} {'ms/s':>8s} {'ms/s':>8s} {'':>6s}")
+    head = ("clip", "sec", "preproc", "decode", "embed", "speaker", "share", "motion", "share")
+    print("{:42s} {:>6s} {:>9s} {:>8s} {:>8s} {:>8s} {:>6s} {:>8s} {:>6s}".format(*head))
+    units = ("", "", "ms/s", "ms/s", "ms/s", "ms/s", "", "ms/s", "")
+    print("{:42s} {:>6s} {:>9s} {:>8s} {:>8s} {:>8s} {:>6s} {:>8s} {:>6s}".format(*units))
     for i, path in enumerate(clips(args.clips)):
         if i == 0:  # warm-up: tracker models
             for _ in iter_features(path, spec, tracker=tracker):
@@ -71,20 +73,23 @@ def main() -> None:
         start = time.perf_counter()
         speaker_consistency(audio, hop_seconds=args.hop).steps(spec, 0, n_steps)
         embed = time.perf_counter() - start
-        row = np.array([preprocess, decode, embed, decode + embed]) * 1000 / seconds
+        start = time.perf_counter()
+        frame_motion_of(path, spec).steps(spec, 0, n_steps)
+        motion = time.perf_counter() - start
+        row = np.array([preprocess, decode, embed, decode + embed, motion]) * 1000 / seconds
         rows.append(row * seconds)  # ms
         total_seconds.append(seconds)
-        print(
-            f"{path.name[:42]:42s} {seconds:6.1f} {row[0]:9.0f} {row[1]:8.1f} {row[2]:8.1f} "
-            f"{row[3]:8.1f} {row[3] / row[0]:6.1%}"
-        )
+        print_row(path.name[:42], seconds, row)
     if rows:
-        times, seconds = np.sum(rows, axis=0), sum(total_seconds)
-        row = times / seconds
-        print(
-            f"{'all clips':42s} {seconds:6.1f} {row[0]:9.0f} {row[1]:8.1f} {row[2]:8.1f} "
-            f"{row[3]:8.1f} {row[3] / row[0]:6.1%}"
-        )
+        seconds = sum(total_seconds)
+        print_row("all clips", seconds, np.sum(rows, axis=0) / seconds)
+
+
+def print_row(name: str, seconds: float, row: np.ndarray) -> None:
+    print(
+        f"{name:42s} {seconds:6.1f} {row[0]:9.0f} {row[1]:8.1f} {row[2]:8.1f} "
+        f"{row[3]:8.1f} {row[3] / row[0]:6.1%} {row[4]:8.1f} {row[4] / row[0]:6.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 source-disjoint test split (the issue-10 table).
 
 Usage: python scripts/family_table.py WORK VARIANT [--min-videos 3] [--checkpoint model-tuned.ckpt]
+           [--kinds]
 
 WORK is the folder of ``scripts/run_fold.sh`` (``folds/``, ``cache/``,
 ``train/VARIANT/fold<k>/seed<s>/model-tuned.ckpt``, or the name given by ``--checkpoint``). For every run the test split is scored
@@ -15,6 +16,8 @@ named apart):
   real stretch; whole-clip edits have none and are left out), averaged over videos.
 
 Each is averaged over runs (folds x seeds), with the spread (sd) and the number of runs.
+``--kinds`` splits families by the kind the corpus records (freeze / repeat, blur / jpeg /
+warp, ...).
 """
 
 from __future__ import annotations
@@ -35,19 +38,25 @@ from avdf.types import Sample, Segment, read_manifest
 _RUN = re.compile(r"fold(\d+)/(seed\d+)$")
 
 
-def edit_families(sample: Sample) -> list[tuple[str, Segment]]:
-    """(family name, segment) for every manipulated modality of every edit."""
+def edit_families(sample: Sample, kinds: bool = False) -> list[tuple[str, Segment]]:
+    """(family name, segment) for every manipulated modality of every edit; with ``kinds``
+    the name ends with the edit's kind where it has one (``visual:frozen_or_repeated:freeze``)."""
     out = []
     for edit in sample.extra.get("edits", []):
         segment = Segment(*edit["segment"])
         for modality in ("audio", "visual"):
-            family = (edit.get(modality) or {}).get("family")
-            if family:
-                out.append((f"{modality}:{family}", segment))
+            details = edit.get(modality) or {}
+            if details.get("family"):
+                name = f"{modality}:{details['family']}"
+                if kinds and details.get("kind"):
+                    name += f":{details['kind']}"
+                out.append((name, segment))
     return out
 
 
-def run_figures(checkpoint: Path, manifest: Path, cache: Path) -> dict[str, dict[str, float]]:
+def run_figures(
+    checkpoint: Path, manifest: Path, cache: Path, kinds: bool = False
+) -> dict[str, dict[str, float]]:
     """Per family: video AUC and mean within-video AUC on one run's test split."""
     detector = Detector.from_checkpoint(checkpoint)
     samples = [s for s in read_manifest(str(manifest)) if s.split == "test"]
@@ -67,7 +76,7 @@ def run_figures(checkpoint: Path, manifest: Path, cache: Path) -> dict[str, dict
         for segment in sample.fake_segments:
             part = spec.segment_steps(segment, n)
             fake[part.start : part.stop] = True
-        for family, segment in edit_families(sample):
+        for family, segment in edit_families(sample, kinds):
             members[family].append(sample.id)
             part = spec.segment_steps(segment, n)
             inside = np.zeros(n, bool)
@@ -98,6 +107,7 @@ def main() -> None:
     parser.add_argument(
         "--checkpoint", default="model-tuned.ckpt", help="each run's tuned checkpoint, by name"
     )
+    parser.add_argument("--kinds", action="store_true", help="split families by edit kind")
     args = parser.parse_args()
     runs = sorted((args.work / "train" / args.variant).glob("fold*/seed*"))
     per_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -109,7 +119,9 @@ def main() -> None:
             continue
         manifest = args.work / "folds" / fold_file(int(match.group(1)))
         counted += 1
-        for family, row in run_figures(checkpoint, manifest, args.work / "cache").items():
+        for family, row in run_figures(
+            checkpoint, manifest, args.work / "cache", args.kinds
+        ).items():
             per_family[family]["videos"].append(row["videos"])
             if row["videos"] >= args.min_videos:
                 per_family[family]["video_auc"].append(row["video_auc"])

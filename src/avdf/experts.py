@@ -4,7 +4,8 @@ modality) so that the cache, the data layer and the models agree on sizes withou
 the code that computes them (:mod:`avdf.preprocess.speaker`, ...); it imports nothing heavy.
 
 A stream is a ``(N, channels)`` float16 array per video, zero where its modality is absent;
-its presence mask is that modality's (``audio_mask`` for audio experts).
+its presence mask is that modality's (``audio_mask`` for audio experts, ``face_mask`` for
+face experts).
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ class ExpertStream:
     name: str
     version: str  # recorded in caches: a cache made with another version is stale
     channels: tuple[str, ...]  # per-step values, in order
-    modality: str  # "audio" (the only one so far)
+    modality: str  # "audio" or "face"
 
     @property
     def n_channels(self) -> int:
         return len(self.channels)
+
+    @property
+    def mask(self) -> str:
+        """The features' presence mask the stream is zeroed outside of."""
+        return "audio_mask" if self.modality == "audio" else "face_mask"
 
 
 EXPERTS: dict[str, ExpertStream] = {
@@ -33,6 +39,15 @@ EXPERTS: dict[str, ExpertStream] = {
         # before and after it, and whether the step's window holds speech (0..1)
         channels=("median", "before", "after", "speech"),
         modality="audio",
+    ),
+    "motion": ExpertStream(
+        name="motion",
+        version="frame-difference-112/v1",
+        # log mean absolute grey difference of the whole picture to the previous and the
+        # next frame, and the larger of the two relative to the video's median
+        # (avdf.preprocess.motion): held frames and seams, which the face crops hide
+        channels=("prev", "next", "still"),
+        modality="face",
     ),
 }
 

@@ -97,8 +97,8 @@ class MMMSBA(nn.Module):
         head: localization head in :mod:`avdf.models.heads` ("pyramid" or the paper's
             "single_scale"); head_kwargs: its arguments.
         experts: expert streams (names in :mod:`avdf.experts`) whose per-step channels are
-            appended to the audio encoder's input, zero where the audio is absent (their
-            presence mask is the audio's); ``forward`` then needs ``experts={name: (B, T, C)}``.
+            appended to the input of the encoder of the modality they describe, zero where
+            that modality is absent; ``forward`` then needs ``experts={name: (B, T, C)}``.
     """
 
     def __init__(
@@ -160,6 +160,7 @@ class MMMSBA(nn.Module):
             raise ValueError(f"experts {list(experts)} describe a modality the model lacks")
         self.experts = tuple(s.name for s in streams)
         self._expert_channels = {s.name: s.n_channels for s in streams}
+        self._expert_modality = {s.name: s.modality for s in streams}
         encoder_in = 2 * block_dim if temporal_contrast else block_dim
         extra = {m: sum(s.n_channels for s in streams if s.modality == m) for m in self.modalities}
         self.encoders = nn.ModuleDict(
@@ -349,8 +350,10 @@ class MMMSBA(nn.Module):
                 raise ValueError(
                     f"expert {name!r} has shape {tuple(experts[name].shape)}, not {want}"
                 )
-        # Every expert so far describes the audio (checked in __init__).
-        return {"audio": torch.cat([experts[name].float() for name in self.experts], dim=-1)}
+        by_modality: dict[str, list[torch.Tensor]] = {}
+        for name in self.experts:  # each describes a modality the model has (__init__)
+            by_modality.setdefault(self._expert_modality[name], []).append(experts[name].float())
+        return {m: torch.cat(streams, dim=-1) for m, streams in by_modality.items()}
 
     def _encoder_input(
         self, x: torch.Tensor, valid: torch.Tensor, stream: torch.Tensor | None = None

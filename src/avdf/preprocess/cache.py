@@ -244,11 +244,11 @@ def add_expert_streams(
 ) -> None:
     """Add expert streams to a complete cache, keeping everything else.
 
-    ``streams[name](first_step, audio_mask)`` gives that expert's ``(n, channels)`` values
-    for a chunk of ``n`` steps, given the chunk's ``(n,)`` audio mask. The file is copied,
-    the new members and a new ``meta.json`` are appended to the copy (a zip keeps the last
-    of two members of one name), and the copy replaces the file: a killed run leaves the
-    old cache as it was.
+    ``streams[name](first_step, mask)`` gives that expert's ``(n, channels)`` values for a
+    chunk of ``n`` steps, given the chunk's ``(n,)`` presence mask of the modality the expert
+    describes. The file is copied, the new members and a new ``meta.json`` are appended to
+    the copy (a zip keeps the last of two members of one name), and the copy replaces the
+    file: a killed run leaves the old cache as it was.
     """
     path = Path(path)
     meta = read_meta(path)
@@ -259,10 +259,12 @@ def add_expert_streams(
         shutil.copyfile(path, tmp)
         with zipfile.ZipFile(tmp, "a", allowZip64=True) as archive:
             for index, (first, n) in enumerate(meta["chunks"]):
-                with archive.open(f"c{index:05d}/audio_mask.npy") as f:
-                    audio_mask = np.lib.format.read_array(f, allow_pickle=False)
+                masks = {}
+                for mask in {EXPERTS[name].mask for name in streams}:
+                    with archive.open(f"c{index:05d}/{mask}.npy") as f:
+                        masks[mask] = np.lib.format.read_array(f, allow_pickle=False)
                 for name, values in streams.items():
-                    array = np.asarray(values(first, audio_mask), np.float16)
+                    array = np.asarray(values(first, masks[EXPERTS[name].mask]), np.float16)
                     if array.shape != (n, EXPERTS[name].n_channels):
                         raise ValueError(f"expert {name!r} gave {array.shape} for {n} steps")
                     if _expert_member(index, name) not in archive.NameToInfo:

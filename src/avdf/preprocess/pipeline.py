@@ -94,28 +94,26 @@ def iter_features(
 
     ``tracker`` is reused across videos when given (it is reset here). With
     ``spec.stride > 1`` the face is tracked on the first frame of each step.
-    ``experts`` (names in :mod:`avdf.experts`) are computed by a pass over the audio before
-    the first chunk (they need the whole video, e.g. its median voice) and attached to
-    every chunk. Raises :class:`~avdf.errors.InputError` for unusable files.
+    ``experts`` (names in :mod:`avdf.experts`) are computed by a pass of their own over the
+    file before the first chunk (they need the whole video, e.g. its median voice or motion)
+    and attached to every chunk. Raises :class:`~avdf.errors.InputError` for unusable files.
     """
     spec = spec or MediaSpec()
     stats = stats if stats is not None else ExtractionStats()
     streams = {e.name: compute_expert(e, path, spec) for e in expert_streams(experts)}
     for chunk in _iter_chunks(path, spec, chunk_steps, tracker, max_side, stats):
         chunk.experts = {
-            name: expert_steps(stream, spec, chunk.first_step, chunk.audio_mask)
+            name: expert_steps(stream, spec, chunk.first_step, getattr(chunk, EXPERTS[name].mask))
             for name, stream in streams.items()
         }
         yield chunk
 
 
-def expert_steps(
-    stream: Any, spec: MediaSpec, first_step: int, audio_mask: np.ndarray
-) -> np.ndarray:
-    """(n, channels) float16 of an expert's result for steps ``first_step ..`` with the given
-    (n,) audio mask. Every expert so far describes the audio: zero where the audio is absent."""
-    values = stream.steps(spec, first_step, len(audio_mask))
-    return np.where(audio_mask[:, None], values, 0).astype(np.float16)
+def expert_steps(stream: Any, spec: MediaSpec, first_step: int, mask: np.ndarray) -> np.ndarray:
+    """(n, channels) float16 of an expert's result for steps ``first_step ..``, zero where
+    the (n,) presence mask of the modality it describes is False."""
+    values = stream.steps(spec, first_step, len(mask))
+    return np.where(mask[:, None], values, 0).astype(np.float16)
 
 
 def compute_expert(stream: ExpertStream, path: str | Path, spec: MediaSpec) -> Any:
@@ -125,6 +123,10 @@ def compute_expert(stream: ExpertStream, path: str | Path, spec: MediaSpec) -> A
         from avdf.preprocess.speaker import speaker_consistency_of
 
         return speaker_consistency_of(path, spec)
+    if stream.name == "motion":
+        from avdf.preprocess.motion import frame_motion_of
+
+        return frame_motion_of(path, spec)
     raise ValueError(f"no implementation for expert {stream.name!r}")
 
 
