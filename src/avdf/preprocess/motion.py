@@ -3,10 +3,10 @@
 A frozen stretch (one frame held still) is unmistakable in the decoded video: consecutive
 frames differ by codec noise only (mean absolute difference ~0.1 grey levels against ~1 on
 the same clip's genuine stretches). In the face crops the model reads it is not: the face
-tracker's box smoothing keeps the crop drifting for several frames after every seam, so a
-training-free stillness score from the crops is at chance on the synthetic corpus's freezes
-while the same score from the whole frame separates them completely (within-video AUC 0.51
-against 1.00; measured 2026-12-03, `docs/synthetic-corpus.md`). This stream hands the model
+tracker's box smoothing keeps the crop drifting for several frames after every seam. On the
+synthetic corpus's 23 freezes a training-free stillness score from the crops is near chance
+(within-video AUC 0.59) while the smaller of this stream's two differences separates them
+(0.99; ``scripts/stillness_probe.py``, 2026-12-03). This stream hands the model
 the whole-frame evidence.
 
 Per step, three channels from the grey picture at ``SIDE`` px (frames resampled to the
