@@ -81,6 +81,26 @@ def test_rotation_metadata_is_applied(tmp_path, source25):
     assert np.abs(clip.frames[10].astype(int) - source25[10]).mean() < 6.0
 
 
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_luma_is_the_upright_picture_thinned(tmp_path, rotation):
+    path = (
+        fx.rotated(tmp_path / "rot.mp4", rotation=rotation)
+        if rotation
+        else fx.reencode(tmp_path / "v.mp4", seconds=2.0)
+    )
+    rgb = np.concatenate(list(iter_video_frames(path, SPEC, max_side=None)))
+    luma = np.concatenate(list(iter_video_frames(path, SPEC, max_side=112, luma=True)))
+    assert luma.dtype == np.uint8 and len(luma) == len(rgb)
+    step = -(-max(rgb.shape[1:3]) // 112)
+    grey = rgb[:, ::step, ::step] @ np.array([0.299, 0.587, 0.114])
+    assert luma.shape == grey.shape and max(luma.shape[1:]) <= 112
+    # BT.601 luma of the same pixels (up to limited-range scaling, and a one-pixel offset of
+    # the thinning grid when it is taken before the rotation), and not of a turned picture.
+    upright = np.corrcoef(luma.ravel(), grey.ravel())[0, 1]
+    turned = np.corrcoef(luma.ravel(), np.rot90(grey, axes=(1, 2)).ravel())[0, 1]
+    assert upright > 0.97 and upright > turned + 0.1
+
+
 def test_4k_is_downscaled_before_numpy(tmp_path):
     path = fx.upscaled_4k(tmp_path / "4k.mp4")
     info = probe(path)

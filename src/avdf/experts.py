@@ -42,8 +42,8 @@ EXPERTS: dict[str, ExpertStream] = {
     ),
     "motion": ExpertStream(
         name="motion",
-        version="frame-difference-112/v1",
-        # log mean absolute grey difference of the whole picture to the previous and the
+        version="luma-difference-112/v1",
+        # log mean absolute luma difference of the whole picture to the previous and the
         # next frame, and the larger of the two relative to the video's median
         # (avdf.preprocess.motion): held frames and seams, which the face crops hide
         channels=("prev", "next", "still"),

@@ -47,6 +47,10 @@ DEFAULT_CHUNK_FRAMES = 64
 _MAX_BACKWARD_JUMP = 0.5  # seconds
 # ffmpeg's own threshold (-dts_delta_threshold) for forward jumps in discontinuous formats.
 _MAX_FORWARD_JUMP = 10.0  # seconds
+# Pixel formats whose first plane is 8-bit luma (what _to_luma reads in place).
+_PLANAR_YUV8 = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p", "nv12", "gray"}
+)
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,22 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
     return np.rot90(image, k=rotation // 90) if rotation else image
 
 
+def _to_luma(frame: av.VideoFrame, max_side: int | None, rotation: int) -> np.ndarray:
+    """(h, w) uint8 luma of ``frame``, rotated upright: the Y plane of planar 8-bit YUV read
+    in place and thinned by the smallest integer stride that brings the long side to
+    ``<= max_side`` (no swscale: measured ~0.1 ms per 1080p frame against 6-10 ms for any
+    swscale conversion); other pixel formats are converted to grey by swscale first."""
+    if frame.format.name in _PLANAR_YUV8:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        luma = rows[:, : frame.width]
+    else:
+        luma = frame.to_ndarray(format="gray")
+    step = 1 if max_side is None else -(-max(luma.shape) // max_side)
+    luma = luma[::step, ::step]
+    return np.rot90(luma, k=rotation // 90) if rotation else luma
+
+
 def iter_video_frames(
     path: str | Path,
     spec: MediaSpec,
@@ -234,8 +254,11 @@ def iter_video_frames(
     max_frames: int | None = None,
     reuse_buffer: bool = False,
     notes: list[str] | None = None,
+    luma: bool = False,
 ) -> Iterator[np.ndarray]:
-    """Yield the video resampled to ``spec.fps`` as chunks of (n, H, W, 3) uint8 RGB.
+    """Yield the video resampled to ``spec.fps`` as chunks of (n, H, W, 3) uint8 RGB, or
+    with ``luma`` of (n, H, W) uint8 luma (see :func:`_to_luma`: cheap, but thinned rather
+    than filtered, for measures such as frame differences).
 
     ``n <= chunk_frames`` (the last chunk may be shorter). Frames are rotated as the
     container says and downscaled so the long side is ``<= max_side`` (None keeps the size).
@@ -276,7 +299,11 @@ def iter_video_frames(
                 if max_frames is not None and next_index >= max_frames:
                     return
                 if held_rgb is None:
-                    held_rgb = _to_rgb(held, size, rotation)
+                    held_rgb = (
+                        _to_luma(held, max_side, rotation)
+                        if luma
+                        else _to_rgb(held, size, rotation)
+                    )
                 if chunk is None:
                     chunk = np.empty((chunk_frames, *held_rgb.shape), np.uint8)
                 chunk[filled] = held_rgb

@@ -9,8 +9,8 @@ synthetic corpus's 23 freezes a training-free stillness score from the crops is 
 (0.99; ``scripts/stillness_probe.py``, 2026-12-03). This stream hands the model
 the whole-frame evidence.
 
-Per step, three channels from the grey picture at ``SIDE`` px (frames resampled to the
-spec's fps, as the face crops are), each ``log1p`` of a mean absolute difference in grey
+Per step, three channels from the picture's luma, thinned to at most ``SIDE`` px (frames
+resampled to the spec's fps, as the face crops are), each ``log1p`` of a mean absolute difference in grey
 levels:
 
 - ``prev``: the step's frame against the one before; ``next``: against the one after
@@ -32,8 +32,7 @@ import numpy as np
 from avdf.io.decode import iter_video_frames
 from avdf.timebase import MediaSpec
 
-SIDE = 112  # long side of the picture compared: enough for a face's motion, cheap to convert
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma weights
+SIDE = 112  # long side of the picture compared: enough for a face's motion
 
 
 @dataclass
@@ -66,12 +65,12 @@ def frame_motion(diffs: np.ndarray) -> FrameMotion:
 
 
 def frame_motion_of(path: str | Path, spec: MediaSpec) -> FrameMotion:
-    """Decode ``path`` at ``SIDE`` px (a pass of its own: experts run before tracking) and
-    return its motion channels. Memory: one chunk of small frames, whatever the length."""
+    """Decode ``path``'s luma at most ``SIDE`` px (a pass of its own: experts run before
+    tracking) and return its motion channels. Memory: one chunk of small frames, whatever the length."""
     diffs: list[np.ndarray] = []
     last: np.ndarray | None = None
-    for chunk in iter_video_frames(path, spec, max_side=SIDE, reuse_buffer=True):
-        grey = chunk.astype(np.float32) @ _GREY  # (n, H, W)
+    for chunk in iter_video_frames(path, spec, max_side=SIDE, reuse_buffer=True, luma=True):
+        grey = chunk.astype(np.float32)  # (n, H, W)
         if last is not None:
             grey = np.concatenate([last[None], grey])
         diffs.append(np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2)))
