@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 7 hours on 2 CPU cores with the defaults (44 runs).
+# ../shared/media beside it). About 9 hours on 2 CPU cores with the defaults (48 runs).
 # EPOCHS (default 10) is the ablation's length; the default model is also trained for 32
 # epochs (mmms_ba_32, the README's headline column; 16 epochs was the headline before
 # 2026-12-02: `mmms_ba_long`).
@@ -14,7 +14,7 @@ mkdir -p "$work"
 
 [ -f "$work/synth/metadata.json" ] ||
   avdf synth --out "$work/synth" --videos 600 --seed 0 --workers 2 --quiet
-avdf preprocess "$work/synth" --out "$work/cache" --experts speaker --workers 2 --quiet
+avdf preprocess "$work/synth" --out "$work/cache" --experts speaker motion --workers 2 --quiet
 [ -f "$work/folds/folds.json" ] || python "$here/make_folds.py" "$work/synth" "$work/folds" --k 4
 
 # The first wave's model and training (per-frame face block, no temporal contrast or sync
@@ -36,6 +36,8 @@ jobs() {
     echo "no_augment $fold 0 $epochs synth_mmms_ba.yaml --set data.augment=false"; done
   for fold in 0 1 2 3; do
     echo "speaker $fold 0 $epochs synth_mmms_ba.yaml --set model.kwargs.experts=[speaker]"; done
+  for fold in 0 1 2 3; do echo "motion_expert $fold 0 32 synth_mmms_ba.yaml \
+    --set model.kwargs.experts=[motion] --set trainer.early_stopping_patience=40"; done
   for fold in 0 1 2 3; do echo "paper_attention $fold 0 $epochs synth_mmms_ba.yaml \
     --set model.kwargs.attention_scale=false --set model.kwargs.attention_band=null"; done
   for fold in 0 1 2 3; do
@@ -57,4 +59,7 @@ python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba" "$work/eval/firs
 python "$here/fold_table.py" "$work/folds" "$work/eval/first_wave" \
   "$work/eval/first_wave_single_scale" "$work/eval/first_wave_none" \
   --compare first_wave first_wave_none
-python "$here/family_table.py" "$work" mmms_ba_32
+python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/motion_expert" \
+  --compare motion_expert mmms_ba_32
+python "$here/family_table.py" "$work" mmms_ba_32 --kinds
+python "$here/family_table.py" "$work" motion_expert --kinds
