@@ -2,7 +2,7 @@
 folds × seeds, per variant, and a bootstrap over *sources* for the difference of two variants.
 
 Usage: python scripts/fold_table.py FOLDS_DIR VARIANT_DIR [VARIANT_DIR ...]
-           [--compare A B] [--resamples 1000] [--seed 0] [--threshold 0.5]
+           [--compare A B] [--resamples 1000] [--seed 0] [--threshold 0.5] [--per-run]
 
 FOLDS_DIR holds the fold manifests of ``scripts/make_folds.py`` (fold<k>.jsonl; their test
 split gives the labels and each video's source). Each VARIANT_DIR (its name is the column
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="ACC threshold for runs without scores.json (default 0.5)")  # fmt: skip
+    parser.add_argument("--per-run", action="store_true",
+                        help="also print every run's figures (to combine with other runs)")  # fmt: skip
     args = parser.parse_args(argv)
 
     runs = {v.name: load_runs(v, args.threshold) for v in args.variants}
@@ -203,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             mean, sd = mean_sd([x[m] for x in per_variant[n]])
             cells.append(f"{_percent(mean)} ± {_percent(sd)}")
         print(f"| {m} | " + " | ".join(cells) + " |")
+    if args.per_run:
+        print()
+        print("| run | " + " | ".join(METRICS) + " |")
+        print("|---|" + "---|" * len(METRICS))
+        for n in names:
+            for run, figures in zip(runs[n], per_variant[n], strict=True):
+                values = " | ".join(_percent(figures[m]) for m in METRICS)
+                print(f"| {n} fold{run.fold} {run.seed} | {values} |")
 
     pair = args.compare or (names[:2] if len(names) >= 2 else None)
     if pair:
