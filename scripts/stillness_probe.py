@@ -21,26 +21,30 @@ Averaged over videos per family; 0.5 is chance, 1.0 a held frame always stiller.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from avdf.datasets import load_dataset
-from avdf.experts import EXPERTS
-from avdf.metrics import roc_auc
-from avdf.preprocess.cache import CacheReader, cache_path_for
-from avdf.timebase import MediaSpec
-from avdf.types import Segment
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from family_table import edit_families  # noqa: E402
+from feature_probe import grey_faces  # noqa: E402
+
+from avdf.datasets import load_dataset  # noqa: E402
+from avdf.experts import EXPERTS  # noqa: E402
+from avdf.metrics import roc_auc  # noqa: E402
+from avdf.preprocess.cache import CacheReader, cache_path_for  # noqa: E402
+from avdf.timebase import MediaSpec  # noqa: E402
+from avdf.types import Segment  # noqa: E402
 
 PREV, NEXT, STILL = (EXPERTS["motion"].channels.index(c) for c in ("prev", "next", "still"))
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def crop_motion(face: np.ndarray) -> np.ndarray:
     """(T,) mean absolute grey difference of each crop to the one before (the first copies
     the second's)."""
-    grey = face.astype(np.float32) @ _GREY
+    grey = grey_faces(face)
     diff = np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
     return np.concatenate([diff[:1], diff]) if len(diff) else np.zeros(len(face))
 
@@ -77,17 +81,13 @@ def main() -> None:
         for segment in sample.fake_segments:
             fake |= steps_of(spec, segment, n)
         genuine = ~fake & features.face_mask
-        for edit in sample.extra.get("edits", []):
-            inside = steps_of(spec, Segment(*edit["segment"]), n) & features.face_mask
-            for modality in ("audio", "visual"):
-                details = edit.get(modality) or {}
-                if not details.get("family") or not inside.any() or not genuine.any():
-                    continue
-                name = f"{modality}:{details['family']}"
-                name += f":{details['kind']}" if details.get("kind") else ""
-                labels = np.r_[np.ones(inside.sum()), np.zeros(genuine.sum())]
-                for score, values in scores.items():
-                    auc[name][score].append(roc_auc(np.r_[values[inside], values[genuine]], labels))
+        for name, segment in edit_families(sample, kinds=True):
+            inside = steps_of(spec, segment, n) & features.face_mask
+            if not inside.any() or not genuine.any():
+                continue
+            labels = np.r_[np.ones(inside.sum()), np.zeros(genuine.sum())]
+            for score, values in scores.items():
+                auc[name][score].append(roc_auc(np.r_[values[inside], values[genuine]], labels))
     print("| edit (family:kind) | edits | within-video AUC: face crops | stream `still` | sides |")
     print("|---|---|---|---|---|")
     for name in sorted(auc):
