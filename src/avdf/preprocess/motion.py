@@ -6,12 +6,12 @@ the same clip's genuine stretches). In the face crops the model reads it is not:
 tracker's box smoothing keeps the crop drifting for several frames after every seam. On the
 synthetic corpus's 23 freezes a training-free stillness score from the crops is near chance
 (within-video AUC 0.59) while the smaller of this stream's two differences separates them
-(0.99; ``scripts/stillness_probe.py``, 2026-12-03). This stream hands the model
-the whole-frame evidence.
+(0.99; ``scripts/stillness_probe.py``, 2026-12-03). This stream hands the model the
+whole-frame evidence.
 
 Per step, three channels from the picture's luma, thinned to at most ``SIDE`` px (frames
-resampled to the spec's fps, as the face crops are), each ``log1p`` of a mean absolute difference in grey
-levels:
+resampled to the spec's fps, as the face crops are), each ``log1p`` of a mean absolute
+difference in grey levels:
 
 - ``prev``: the step's frame against the one before; ``next``: against the one after
   (a seam where a clip was cut or spliced shows as a spike in one of them);
@@ -66,7 +66,8 @@ def frame_motion(diffs: np.ndarray) -> FrameMotion:
 
 def frame_motion_of(path: str | Path, spec: MediaSpec) -> FrameMotion:
     """Decode ``path``'s luma at most ``SIDE`` px (a pass of its own: experts run before
-    tracking) and return its motion channels. Memory: one chunk of small frames, whatever the length."""
+    tracking) and return its motion channels. Memory: one chunk of small frames and one
+    float per frame, whatever the length."""
     diffs: list[np.ndarray] = []
     last: np.ndarray | None = None
     for chunk in iter_video_frames(path, spec, max_side=SIDE, reuse_buffer=True, luma=True):
