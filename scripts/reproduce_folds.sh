@@ -61,5 +61,7 @@ python "$here/fold_table.py" "$work/folds" "$work/eval/first_wave" \
   --compare first_wave first_wave_none
 python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/motion_expert" \
   --compare motion_expert mmms_ba_32
-python "$here/family_table.py" "$work" mmms_ba_32 --kinds
-python "$here/family_table.py" "$work" motion_expert --kinds
+for variant in mmms_ba_32 motion_expert; do
+  python "$here/family_table.py" "$work" $variant
+  python "$here/family_table.py" "$work" $variant --kinds
+done
