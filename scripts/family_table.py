@@ -72,15 +72,10 @@ def run_figures(
         if sample.label == 0:
             reals.append(sample.id)
         n = steps.n_steps
-        fake = np.zeros(n, bool)
-        for segment in sample.fake_segments:
-            part = spec.segment_steps(segment, n)
-            fake[part.start : part.stop] = True
+        fake = spec.segments_mask(sample.fake_segments, n)
         for family, segment in edit_families(sample, kinds):
             members[family].append(sample.id)
-            part = spec.segment_steps(segment, n)
-            inside = np.zeros(n, bool)
-            inside[part.start : part.stop] = True
+            inside = spec.segments_mask([segment], n)
             outside = ~fake
             if inside.any() and outside.any():
                 values = np.concatenate([steps.fake_prob[inside], steps.fake_prob[outside]])

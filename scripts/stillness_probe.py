@@ -35,8 +35,6 @@ from avdf.datasets import load_dataset  # noqa: E402
 from avdf.experts import EXPERTS  # noqa: E402
 from avdf.metrics import roc_auc  # noqa: E402
 from avdf.preprocess.cache import CacheReader, cache_path_for  # noqa: E402
-from avdf.timebase import MediaSpec  # noqa: E402
-from avdf.types import Segment  # noqa: E402
 
 PREV, NEXT, STILL = (EXPERTS["motion"].channels.index(c) for c in ("prev", "next", "still"))
 
@@ -47,13 +45,6 @@ def crop_motion(face: np.ndarray) -> np.ndarray:
     grey = grey_faces(face)
     diff = np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
     return np.concatenate([diff[:1], diff]) if len(diff) else np.zeros(len(face))
-
-
-def steps_of(spec: MediaSpec, segment: Segment, n: int) -> np.ndarray:
-    inside = np.zeros(n, bool)
-    part = spec.segment_steps(segment, n)
-    inside[part.start : part.stop] = True
-    return inside
 
 
 def main() -> None:
@@ -77,12 +68,9 @@ def main() -> None:
             "still": -motion[:, STILL],
             "sides": -np.minimum(motion[:, PREV], motion[:, NEXT]),
         }
-        fake = np.zeros(n, bool)
-        for segment in sample.fake_segments:
-            fake |= steps_of(spec, segment, n)
-        genuine = ~fake & features.face_mask
+        genuine = ~spec.segments_mask(sample.fake_segments, n) & features.face_mask
         for name, segment in edit_families(sample, kinds=True):
-            inside = steps_of(spec, segment, n) & features.face_mask
+            inside = spec.segments_mask([segment], n) & features.face_mask
             if not inside.any() or not genuine.any():
                 continue
             labels = np.r_[np.ones(inside.sum()), np.zeros(genuine.sum())]

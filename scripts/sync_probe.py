@@ -236,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         frames += len(grey)
         n = len(av)
         talking = active_steps(audio, n)
-        fake = np.zeros(n, bool)
-        for segment in sample.fake_segments:
-            part = SPEC.segment_steps(segment, n)
-            fake[part.start : part.stop] = True
+        fake = SPEC.segments_mask(sample.fake_segments, n)
         per_step = {name: score(av, v) for name, score in scores.items()}
         for name, s in per_step.items():
             video[name][sample.id] = top_mean(s[mask] if mask.any() else s)
@@ -250,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             drops.append(float(np.mean(shifted[mask] < av[mask])) if mask.any() else np.nan)
         for family, segment in edit_families(sample):
             members[family].add(sample.id)
-            part = SPEC.segment_steps(segment, n)
-            inside = np.zeros(n, bool)
-            inside[part.start : part.stop] = True
+            inside = SPEC.segments_mask([segment], n)
             # Edits go where the speaker talks; quiet real steps would flag "not speaking".
             outside = ~fake & mask & talking
             inside &= mask

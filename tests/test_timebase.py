@@ -83,3 +83,14 @@ def test_segment_step_bounds_equal_segment_steps(pairs, n_steps, stride):
     assert first.dtype == stop.dtype == np.int64 and (first <= stop).all()
     for s, e, lo, hi in zip(starts, ends, first, stop, strict=True):
         assert list(range(lo, hi)) == list(spec.segment_steps(Segment(s, e), n_steps))
+
+
+def test_segments_mask_is_the_union_of_their_steps() -> None:
+    spec = MediaSpec()  # 25 steps a second: step k's centre is at (k + 0.5) * 0.04 s
+    # 0.05-0.13 s holds the centres 0.06, 0.10 (steps 1, 2); 0.20-0.30 s holds 0.22, 0.26
+    # (steps 5, 6); the last segment runs past the 8 steps and is clipped.
+    segments = [Segment(0.05, 0.13), Segment(0.20, 0.30), Segment(0.29, 1.0)]
+    mask = spec.segments_mask(segments, 8)
+    assert mask.dtype == bool
+    assert mask.tolist() == [False, True, True, False, False, True, True, True]
+    assert not spec.segments_mask([], 3).any()

@@ -10,7 +10,7 @@ evenly fails loudly instead of drifting.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -109,6 +109,14 @@ class MediaSpec:
         first = math.ceil(self.seconds_to_step(segment.start) - 0.5)
         last = math.ceil(self.seconds_to_step(segment.end) - 0.5)  # exclusive
         return range(max(0, first), min(n_steps, max(first, last)))
+
+    def segments_mask(self, segments: Iterable[Segment], n_steps: int) -> np.ndarray:
+        """(n_steps,) bool: the steps :meth:`segment_steps` puts inside any of ``segments``."""
+        mask = np.zeros(n_steps, bool)
+        for segment in segments:
+            steps = self.segment_steps(segment, n_steps)
+            mask[steps.start : steps.stop] = True
+        return mask
 
     def segment_step_bounds(
         self, starts: np.ndarray, ends: np.ndarray, n_steps: int

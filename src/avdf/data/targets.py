@@ -53,11 +53,7 @@ class StepTargets:
 
 def _mark(segments: Sequence[Segment], spec: MediaSpec, n_steps: int) -> np.ndarray:
     """(n_steps,) float32 indicator of steps whose centre lies in any of ``segments``."""
-    out = np.zeros(n_steps, np.float32)
-    for seg in segments:
-        steps = spec.segment_steps(seg, n_steps)
-        out[steps.start : steps.stop] = 1.0
-    return out
+    return spec.segments_mask(segments, n_steps).astype(np.float32)
 
 
 # Width (steps) of the Gaussian bump marking a boundary: an edit's seam lies between two

@@ -55,7 +55,7 @@ class FrameMotion:
 def frame_motion(diffs: np.ndarray) -> FrameMotion:
     """The channels from (F - 1,) mean absolute differences of consecutive frames."""
     if len(diffs) == 0:
-        return FrameMotion(np.zeros((len(diffs), 3), np.float32))
+        return FrameMotion(np.zeros((0, 3), np.float32))
     diff = np.log1p(diffs)
     prev = np.concatenate([diff[:1], diff])  # the first frame borrows its successor's
     after = np.concatenate([diff, diff[-1:]])
@@ -76,6 +76,4 @@ def frame_motion_of(path: str | Path, spec: MediaSpec) -> FrameMotion:
             grey = np.concatenate([last[None], grey])
         diffs.append(np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2)))
         last = grey[-1].copy()
-    if last is None:
-        return FrameMotion(np.zeros((0, 3), np.float32))
-    return frame_motion(np.concatenate(diffs))
+    return frame_motion(np.concatenate(diffs) if diffs else np.zeros(0))
