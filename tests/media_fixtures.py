@@ -146,7 +146,8 @@ def write_video(
     return dst
 
 
-def _resample(frames: np.ndarray, src_fps: float, times: list[float]) -> np.ndarray:
+def resample(frames: np.ndarray, src_fps: float, times: list[float]) -> np.ndarray:
+    """The frames shown at ``times`` (seconds) by a source of ``src_fps``."""
     index = np.minimum((np.asarray(times) * src_fps + 1e-6).astype(int), len(frames) - 1)
     return frames[index]
 
@@ -161,7 +162,7 @@ def reencode(dst: Path, fps: int = 25, seconds: float = 3.0, **kwargs: object) -
     times = [i / fps for i in range(n)]
     return write_video(
         dst,
-        _resample(frames, src_fps, times),
+        resample(frames, src_fps, times),
         fps=fps,
         audio=source_audio(seconds=seconds),
         **kwargs,
@@ -177,7 +178,7 @@ def variable_frame_rate(dst: Path, seconds: float = 3.0) -> Path:
         t += pattern[len(times) % 3]
     return write_video(
         dst,
-        _resample(frames, src_fps, times),
+        resample(frames, src_fps, times),
         times=times,
         fps=30,
         audio=source_audio(seconds=seconds),

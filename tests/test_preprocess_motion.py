@@ -22,8 +22,7 @@ PREV, NEXT, STILL = range(3)
 def clip_with_a_freeze(dst, first: int, stop: int, fps: int = 25, seconds: float = 3.0):
     """The talking clip at ``fps`` with frame ``first`` held over frames ``[first, stop)``."""
     frames, src_fps = fx.source_frames(seconds=seconds)
-    index = np.minimum((np.arange(int(seconds * fps)) * src_fps / fps).astype(int), len(frames) - 1)
-    shown = frames[index]
+    shown = fx.resample(frames, src_fps, [i / fps for i in range(int(seconds * fps))])
     shown[first:stop] = shown[first]
     return fx.write_video(dst, shown, fps=fps, audio=fx.source_audio(seconds=seconds))
 
@@ -44,8 +43,8 @@ def test_a_source_repeating_every_other_frame_is_not_still(tmp_path) -> None:
     # 12.5 distinct pictures a second shown at 25 fps (a demo input up-sampled in frame rate):
     # one side of every step moves, so no step looks held.
     frames, src_fps = fx.source_frames(seconds=3.0)
-    index = np.minimum((np.arange(75) // 2 * 2 * src_fps / 25).astype(int), len(frames) - 1)
-    video = fx.write_video(tmp_path / "doubled.mp4", frames[index])
+    doubled = fx.resample(frames, src_fps, [i // 2 * 2 / 25 for i in range(75)])
+    video = fx.write_video(tmp_path / "doubled.mp4", doubled)
     still = frame_motion_of(video, SPEC).steps(SPEC, 0, 75)[:, STILL]
     assert np.quantile(still, 0.1) > -0.7
 
