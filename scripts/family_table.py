@@ -2,7 +2,7 @@
 source-disjoint test split (the issue-10 table).
 
 Usage: python scripts/family_table.py WORK VARIANT [--min-videos 3] [--checkpoint model-tuned.ckpt]
-           [--kinds]
+           [--kinds] [--extent]
 
 WORK is the folder of ``scripts/run_fold.sh`` (``folds/``, ``cache/``,
 ``train/VARIANT/fold<k>/seed<s>/model-tuned.ckpt``, or the name given by ``--checkpoint``). For every run the test split is scored
@@ -17,7 +17,9 @@ named apart):
 
 Each is averaged over runs (folds x seeds), with the spread (sd) and the number of runs.
 ``--kinds`` splits families by the kind the corpus records (freeze / repeat, blur / jpeg /
-warp, ...).
+warp, ...). ``--extent`` adds two rows over all families: videos with an edit over the whole
+clip and videos whose edits are all partial (a whole-clip fake has no real stretch of its own
+to stand out against).
 """
 
 from __future__ import annotations
@@ -54,10 +56,17 @@ def edit_families(sample: Sample, kinds: bool = False) -> list[tuple[str, Segmen
     return out
 
 
+def extent(sample: Sample) -> str:
+    """``extent:whole clip`` if any edit covers the whole clip, else ``extent:partial``."""
+    whole = any(edit.get("whole_clip") for edit in sample.extra.get("edits", []))
+    return "extent:whole clip" if whole else "extent:partial"
+
+
 def run_figures(
-    checkpoint: Path, manifest: Path, cache: Path, kinds: bool = False
+    checkpoint: Path, manifest: Path, cache: Path, kinds: bool = False, extents: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Per family: video AUC and mean within-video AUC on one run's test split."""
+    """Per family (and with ``extents`` per :func:`extent`): video AUC and mean
+    within-video AUC on one run's test split."""
     detector = Detector.from_checkpoint(checkpoint)
     samples = [s for s in read_manifest(str(manifest)) if s.split == "test"]
     scores: dict[str, float] = {}
@@ -73,6 +82,10 @@ def run_figures(
             reals.append(sample.id)
         n = steps.n_steps
         fake = spec.segments_mask(sample.fake_segments, n)
+        if extents and sample.label == 1:
+            members[extent(sample)].append(sample.id)
+            if fake.any() and not fake.all():
+                within[extent(sample)].append(roc_auc(steps.fake_prob, fake.astype(float)))
         for family, segment in edit_families(sample, kinds):
             members[family].append(sample.id)
             inside = spec.segments_mask([segment], n)
@@ -103,6 +116,9 @@ def main() -> None:
         "--checkpoint", default="model-tuned.ckpt", help="each run's tuned checkpoint, by name"
     )
     parser.add_argument("--kinds", action="store_true", help="split families by edit kind")
+    parser.add_argument(
+        "--extent", action="store_true", help="add rows for whole-clip and partial fakes"
+    )
     args = parser.parse_args()
     runs = sorted((args.work / "train" / args.variant).glob("fold*/seed*"))
     per_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -115,7 +131,7 @@ def main() -> None:
         manifest = args.work / "folds" / fold_file(int(match.group(1)))
         counted += 1
         for family, row in run_figures(
-            checkpoint, manifest, args.work / "cache", args.kinds
+            checkpoint, manifest, args.work / "cache", args.kinds, args.extent
         ).items():
             per_family[family]["videos"].append(row["videos"])
             if row["videos"] >= args.min_videos:

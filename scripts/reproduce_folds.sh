@@ -62,6 +62,6 @@ python "$here/fold_table.py" "$work/folds" "$work/eval/first_wave" \
 python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/motion_expert" \
   --compare motion_expert mmms_ba_32
 for variant in mmms_ba_32 motion_expert; do
-  python "$here/family_table.py" "$work" $variant
+  python "$here/family_table.py" "$work" $variant --extent
   python "$here/family_table.py" "$work" $variant --kinds
 done
