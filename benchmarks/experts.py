@@ -54,9 +54,10 @@ def main() -> None:
     rows: list[np.ndarray] = []
     total_seconds: list[float] = []
     head = ("clip", "sec", "preproc", "decode", "embed", "speaker", "share", "motion", "share")
-    print("{:42s} {:>6s} {:>9s} {:>8s} {:>8s} {:>8s} {:>6s} {:>8s} {:>6s}".format(*head))
     units = ("", "", "ms/s", "ms/s", "ms/s", "ms/s", "", "ms/s", "")
-    print("{:42s} {:>6s} {:>9s} {:>8s} {:>8s} {:>8s} {:>6s} {:>8s} {:>6s}".format(*units))
+    columns = "{:42s} {:>6s} {:>9s} {:>8s} {:>8s} {:>8s} {:>6s} {:>8s} {:>6s}"
+    print(columns.format(*head))
+    print(columns.format(*units))
     for i, path in enumerate(clips(args.clips)):
         if i == 0:  # warm-up: tracker models
             for _ in iter_features(path, spec, tracker=tracker):

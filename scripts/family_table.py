@@ -83,9 +83,10 @@ def run_figures(
         n = steps.n_steps
         fake = spec.segments_mask(sample.fake_segments, n)
         if extents and sample.label == 1:
-            members[extent(sample)].append(sample.id)
+            key = extent(sample)
+            members[key].append(sample.id)
             if fake.any() and not fake.all():
-                within[extent(sample)].append(roc_auc(steps.fake_prob, fake.astype(float)))
+                within[key].append(roc_auc(steps.fake_prob, fake.astype(float)))
         for family, segment in edit_families(sample, kinds):
             members[family].append(sample.id)
             inside = spec.segments_mask([segment], n)

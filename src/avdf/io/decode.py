@@ -280,11 +280,11 @@ def iter_video_frames(
         jumps_forward = bool(container.format.flags & av.format.Flags.ts_discont.value)
         origin = _stream_start(stream)
         period = 1.0 / spec.fps
-        chunk: np.ndarray | None = None  # (chunk_frames, H, W, 3) array being filled
+        chunk: np.ndarray | None = None  # (chunk_frames, H, W[, 3]) array being filled
         filled = 0  # frames written into chunk
         next_index = 0  # next output frame to emit
         held: av.VideoFrame | None = None  # latest decoded frame, pts <= next output time
-        held_rgb: np.ndarray | None = None  # its RGB conversion, made only if it is emitted
+        held_pixels: np.ndarray | None = None  # its RGB (or luma) conversion, made if emitted
         held_end = 0.0  # end time of the latest decoded frame, seconds on our clock
         held_start = 0.0  # its presentation time, seconds on our clock
         size = (0, 0)
@@ -294,19 +294,19 @@ def iter_video_frames(
             # Emit every output frame i with i / fps < t_exclusive using the held frame.
             # Converting lazily skips swscale for frames no output time picks (a 60 fps
             # source resampled to 25 fps drops more than half of them).
-            nonlocal next_index, chunk, filled, held_rgb
+            nonlocal next_index, chunk, filled, held_pixels
             while next_index * period < t_exclusive - _PTS_EPSILON:
                 if max_frames is not None and next_index >= max_frames:
                     return
-                if held_rgb is None:
-                    held_rgb = (
+                if held_pixels is None:
+                    held_pixels = (
                         _to_luma(held, max_side, rotation)
                         if luma
                         else _to_rgb(held, size, rotation)
                     )
                 if chunk is None:
-                    chunk = np.empty((chunk_frames, *held_rgb.shape), np.uint8)
-                chunk[filled] = held_rgb
+                    chunk = np.empty((chunk_frames, *held_pixels.shape), np.uint8)
+                chunk[filled] = held_pixels
                 filled += 1
                 next_index += 1
                 if filled == chunk_frames:
@@ -360,7 +360,7 @@ def iter_video_frames(
             held_end = max(
                 held_end, t + (frame_period or 1.0 / float(stream.average_rate or spec.fps))
             )
-            held, held_rgb, held_start = frame, None, t
+            held, held_pixels, held_start = frame, None, t
         if held is None:
             raise InputError(path, "video stream has no decodable frames (truncated or corrupt)")
         # The last frame lasts its own duration; round the end to whole output frames.
