@@ -20,7 +20,12 @@ from avdf.evaluation.tune import (
     tune_outputs,
 )
 from avdf.inference.detector import Detector, StepOutputs
-from avdf.inference.video_score import VIDEO_STATISTICS, VideoStacker, video_statistics
+from avdf.inference.video_score import (
+    BASE_STATISTICS,
+    VIDEO_STATISTICS,
+    VideoStacker,
+    video_statistics,
+)
 from avdf.metrics import roc_auc
 from avdf.timebase import MediaSpec
 from avdf.types import Sample
@@ -80,9 +85,9 @@ def test_stacker_reads_what_no_fixed_pool_does_and_is_chosen_on_held_out_scores(
         assert roc_auc(raw_video_scores(dev, pool), labels) < 0.75
     pool, rows = choose_video_pool(dev, fitted_scores={STACKED_POOL: held})
     assert pool == STACKED_POOL and rows[-1]["pool"] == STACKED_POOL
-    # The visual maximum carries the weight.
-    visual = VIDEO_STATISTICS.index("visual step maximum")
-    assert np.argmax(np.abs(stacker.weights)) == visual
+    # The visual spike carries the weight (its maximum, or its peak over the median).
+    heaviest = stacker.statistics[int(np.argmax(np.abs(stacker.weights)))]
+    assert heaviest in ("visual step maximum", "visual peak over median")
 
     # Fresh videos: the stacker fitted on dev separates them as well.
     test = _videos(2, 30)
@@ -131,6 +136,35 @@ def test_stacker_round_trips_and_rejects_other_statistics() -> None:
     assert again.score(stats) == pytest.approx(stacker.score(stats))
     with pytest.raises(AvdfError, match="retune"):
         VideoStacker.from_dict({**stacker.to_dict(), "statistics": ["step max"]})
+
+
+def test_a_stacker_of_fewer_statistics_reads_only_its_own() -> None:
+    """A checkpoint tuned before the peak statistics existed stores the nine it read; it
+    loads and scores by those alone, whatever the others say."""
+    dev = _videos(8, 30)
+    base, _ = fit_video_stacker(dev, [0.5] * len(dev), BASE_STATISTICS)
+    assert base is not None and len(base.weights) == len(BASE_STATISTICS) == 9
+    loaded = VideoStacker.from_dict(base.to_dict())
+    assert loaded.statistics == BASE_STATISTICS
+    stats = video_statistics(dev[0][1], 0.5)
+    changed = stats.copy()
+    changed[len(BASE_STATISTICS) :] += 5.0  # the statistics it does not read
+    assert loaded.score(changed) == pytest.approx(base.score(stats))
+
+
+def test_peak_over_median_is_relative_to_the_video() -> None:
+    """A spike of odds x9 over a floor of 0.1 and over one of 0.5: the maxima differ, the
+    peaks over the median are both log 9."""
+    _, low = _video(np.random.default_rng(9), 0, True, 0.9)
+    _, high = _video(np.random.default_rng(9), 0, True, 0.9)
+    low.fake_prob[:], high.fake_prob[:] = 0.1, 0.5
+    low.fake_prob[40:45], high.fake_prob[40:45] = 0.5, 0.9
+    peak = VIDEO_STATISTICS.index("step peak over median")
+    a, b = video_statistics(low, 0.5), video_statistics(high, 0.5)
+    assert a[peak] == pytest.approx(np.log(9), abs=1e-4)
+    assert b[peak] == pytest.approx(np.log(9), abs=1e-4)
+    maximum = VIDEO_STATISTICS.index("untuned rule")
+    assert b[maximum] - a[maximum] > 2.0
 
 
 def test_stacker_needs_both_classes_in_each_half() -> None:

@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score proposals by the decoder alone: fit no proposal rescorer (an ablation)",
     )
+    parser.add_argument(
+        "--base-statistics",
+        action="store_true",
+        help="the video stacker reads only the statistics it read before the peak-over-median "
+        "ones were added (an ablation)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the tuning record as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --json")
 
@@ -112,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             raise OutputExistsError(json_out)
         # Imported here: torch is not needed for `avdf --help`.
         from avdf.evaluation.tune import tune_checkpoint
+        from avdf.inference.video_score import BASE_STATISTICS, VIDEO_STATISTICS
 
         path, result, outputs = tune_checkpoint(
             args.checkpoint,
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             probe_cache=args.probe_cache,
             probe_groups=args.probe_groups,
             rescore=not args.no_rescorer,
+            stack_statistics=BASE_STATISTICS if args.base_statistics else VIDEO_STATISTICS,
         )
         print(_table(result.before, result.after))
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())

@@ -47,6 +47,7 @@ class AVDFDataModule(L.LightningDataModule):
         num_workers: int = 0,
         windows_per_video: int = 4,
         fake_window_fraction: float = 0.5,
+        whole_fake_factor: float = 1.0,
         val_hop_steps: int | None = None,
         in_memory: bool = False,
         augment: bool = False,
@@ -65,6 +66,7 @@ class AVDFDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.windows_per_video = windows_per_video
         self.fake_window_fraction = fake_window_fraction
+        self.whole_fake_factor = whole_fake_factor
         self.val_hop_steps = val_hop_steps
         self.in_memory = in_memory
         self.augment = augment
@@ -90,6 +92,7 @@ class AVDFDataModule(L.LightningDataModule):
                 train=True,
                 windows_per_video=self.windows_per_video,
                 fake_window_fraction=self.fake_window_fraction,
+                whole_fake_factor=self.whole_fake_factor,
                 in_memory=self.in_memory,
                 augment=Augmentation() if self.augment else None,
                 experts=self.experts,

@@ -19,12 +19,20 @@ import torch
 from torch.utils.data import Dataset
 
 from avdf.data.batch import features_to_inputs
-from avdf.data.targets import StepTargets, effective_fake_segments, step_targets
+from avdf.data.targets import (
+    StepTargets,
+    effective_fake_segments,
+    fake_coverage,
+    step_targets,
+)
 from avdf.errors import InputError
 from avdf.preprocess.cache import CacheReader, cache_path_for, is_complete, require_experts
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
 from avdf.types import Sample
+
+# A fake whose fake steps cover at least this share of it counts as a whole-clip fake.
+WHOLE_FAKE_COVERAGE = 0.9
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +52,11 @@ class WindowItem:
 class WindowDataset(Dataset):
     """Windows of ``window_steps`` steps over the cached videos of ``samples``.
 
-    ``train=True``: item ``i`` is a random window of video ``i // windows_per_video``
-    (redrawn at every access, from torch's RNG, which Lightning seeds per worker).
+    ``train=True``: each video gives ``windows_per_video`` items, a whole-clip fake (fake
+    steps cover at least ``WHOLE_FAKE_COVERAGE`` of it) ``round(windows_per_video *
+    whole_fake_factor)``; each item is a random window of its video (redrawn at every
+    access, from torch's RNG, which Lightning seeds per worker). The factor oversamples
+    whole-clip fakes, whose evidence cannot be a seam or a contrast within the window.
     ``train=False``: windows start every ``hop_steps`` (default ``window_steps``) steps and
     cover each video exactly; the item list is fixed.
 
@@ -68,13 +79,16 @@ class WindowDataset(Dataset):
         train: bool = True,
         windows_per_video: int = 1,
         fake_window_fraction: float = 0.5,
+        whole_fake_factor: float = 1.0,
         hop_steps: int | None = None,
         in_memory: bool = False,
         augment: Callable[[VideoFeatures], VideoFeatures] | None = None,
         experts: Sequence[str] = (),
     ) -> None:
-        if window_steps < 1 or windows_per_video < 1:
-            raise ValueError("window_steps and windows_per_video must be positive")
+        if window_steps < 1 or windows_per_video < 1 or whole_fake_factor <= 0:
+            raise ValueError(
+                "window_steps, windows_per_video and whole_fake_factor must be positive"
+            )
         self.cache_dir = Path(cache_dir)
         self.spec = spec
         self.window_steps = window_steps
@@ -104,6 +118,13 @@ class WindowDataset(Dataset):
         # A video shorter than one step has nothing to learn from.
         self.samples: list[Sample] = [s for s, n in zip(kept, steps, strict=True) if n > 0]
         self.n_steps: list[int] = [n for n in steps if n > 0]
+        # the video of every training item
+        self._item_videos: list[int] = []
+        if train:
+            whole_windows = max(1, round(windows_per_video * whole_fake_factor))
+            for v, (sample, n) in enumerate(zip(self.samples, self.n_steps, strict=True)):
+                whole = fake_coverage(sample, spec, n) >= WHOLE_FAKE_COVERAGE
+                self._item_videos.extend([v] * (whole_windows if whole else windows_per_video))
         # (video index, first step) of every evaluation window
         self._tiles: list[tuple[int, int]] = []
         if not train:
@@ -128,9 +149,7 @@ class WindowDataset(Dataset):
         return [int(s.label) for s in self.samples]  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        if self.train:
-            return len(self.samples) * self.windows_per_video
-        return len(self._tiles)
+        return len(self._item_videos) if self.train else len(self._tiles)
 
     def _random_start(self, video: int) -> int:
         n = self.n_steps[video]
@@ -163,7 +182,7 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, index: int) -> WindowItem:
         if self.train:
-            video = index // self.windows_per_video
+            video = self._item_videos[index]
             start = self._random_start(video)
         else:
             video, start = self._tiles[index]

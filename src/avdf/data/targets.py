@@ -85,6 +85,14 @@ def effective_fake_segments(sample: Sample, spec: MediaSpec, n_steps: int) -> tu
     return tuple(sample.fake_segments)
 
 
+def fake_coverage(sample: Sample, spec: MediaSpec, n_steps: int) -> float:
+    """Share of the video's ``n_steps`` steps that lie inside a fake segment (0 for a real
+    video, 1 for a fake labelled per video)."""
+    if n_steps <= 0:
+        return 0.0
+    return float(spec.segments_mask(effective_fake_segments(sample, spec, n_steps), n_steps).mean())
+
+
 def step_targets(sample: Sample, spec: MediaSpec, n_steps: int) -> StepTargets:
     """Targets for all ``n_steps`` steps of ``sample``'s video.
 

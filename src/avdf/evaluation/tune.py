@@ -54,7 +54,12 @@ from avdf.inference.calibration import Calibration, logit
 from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
 from avdf.inference.detector import Detector, StepOutputs
 from avdf.inference.probe import VideoProbe, fit_logistic
-from avdf.inference.video_score import VideoStacker, aggregate_video_score, video_statistics
+from avdf.inference.video_score import (
+    VIDEO_STATISTICS,
+    VideoStacker,
+    aggregate_video_score,
+    video_statistics,
+)
 from avdf.metrics import evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
@@ -437,12 +442,15 @@ def dataset_weights(samples: Sequence[Sample]) -> np.ndarray:
 
 
 def fit_video_stacker(
-    items: Sequence[tuple[Sample, StepOutputs]], best_proposals: Sequence[float]
+    items: Sequence[tuple[Sample, StepOutputs]],
+    best_proposals: Sequence[float],
+    statistics: tuple[str, ...] = VIDEO_STATISTICS,
 ) -> tuple[VideoStacker | None, np.ndarray | None]:
     """The video stacker (:mod:`avdf.inference.video_score`) fitted on every dev item, and
     each item's held-out stacked score from a stacker fitted on the other half (2-fold by
     index parity, as the proposal rescorer); ``best_proposals`` must themselves be held-out
-    scores. (None, None) when a half lacks a class."""
+    scores. The stacker reads the named ``statistics``. (None, None) when a half lacks a
+    class."""
     stats = np.array(
         [video_statistics(st, top) for (_, st), top in zip(items, best_proposals, strict=True)]
     )
@@ -454,9 +462,9 @@ def fit_video_stacker(
         fit, judge = index % 2 != k, index % 2 == k
         if len(set(labels[fit])) < 2 or not judge.any():
             return None, None
-        stacker = VideoStacker.fit(stats[fit], labels[fit], weights[fit])
+        stacker = VideoStacker.fit(stats[fit], labels[fit], weights[fit], statistics)
         held[judge] = [stacker.score(x) for x in stats[judge]]
-    return VideoStacker.fit(stats, labels, weights), held
+    return VideoStacker.fit(stats, labels, weights, statistics), held
 
 
 # --- the whole tuning ---------------------------------------------------------------------
@@ -469,13 +477,14 @@ def tune_outputs(
     probe: VideoProbe | None = None,
     held_out: Sequence[tuple[Sample, StepOutputs, float]] = (),
     rescore: bool = True,
+    stack_statistics: tuple[str, ...] = VIDEO_STATISTICS,
 ) -> TuningResult:
     """Decoding parameters and calibration fitted on labelled dev outputs (see the module
     docstring). ``detector``'s own parameters are the "before" column and are not changed;
     ``probe`` (default: the detector's own, if any) scores the videos "after". ``held_out``:
     the probe's own clips with their held-out probe logits, which the blend is fitted on
     beside the dev split (:func:`fit_blend`). ``rescore=False`` fits no proposal rescorer
-    (and drops the checkpoint's)."""
+    (and drops the checkpoint's). ``stack_statistics``: what the video stacker may read."""
     if not items:
         raise AvdfError("no labelled video to tune on")
     labels = np.array([int(s.label or 0) for s, _ in items])
@@ -499,7 +508,7 @@ def tune_outputs(
         if top is not None
         else [top_proposal_score(st, decode, tuned.rescorer) for _, st in items]
     )
-    stacker, stacked = fit_video_stacker(items, stack_top)
+    stacker, stacked = fit_video_stacker(items, stack_top, stack_statistics)
     fitted = {PROPOSAL_POOL: top, STACKED_POOL: stacked}
     fitted = {name: scores for name, scores in fitted.items() if scores is not None}
     pool, pools = choose_video_pool(items, fitted_scores=fitted)
@@ -633,6 +642,7 @@ def tune_checkpoint(
     probe_cache: str | Path | None = None,
     probe_groups: int | None = None,
     rescore: bool = True,
+    stack_statistics: tuple[str, ...] = VIDEO_STATISTICS,
 ) -> tuple[Path, TuningResult, DevOutputs]:
     """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
     and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;
@@ -641,7 +651,8 @@ def tune_checkpoint(
     fitted on it first, its ridge chosen leave-generators-out over ``probe_groups`` groups
     (:mod:`avdf.evaluation.probe`). Returns the path, the result and the dev outputs (their
     ``failed`` lines name unreadable videos of the dev split and the probe's folder, which
-    are left out). ``rescore=False``: no proposal rescorer (:func:`tune_outputs`)."""
+    are left out). ``rescore=False``: no proposal rescorer; ``stack_statistics``: what the
+    video stacker may read (:func:`tune_outputs`)."""
     from avdf.models.checkpoint import save_checkpoint
 
     target = Path(out) if out is not None else default_output(checkpoint)
@@ -666,7 +677,7 @@ def tune_checkpoint(
     outputs.failed.extend(probe_failed)
     result = tune_outputs(
         detector, outputs.items, search_space, None if fitted is None else fitted.probe, held_out,
-        rescore,
+        rescore, stack_statistics,
     )  # fmt: skip
     result = replace(result, probe=fitted)
     extra = dict(detector.info.get("extra") or {})

@@ -32,7 +32,9 @@ from avdf.inference.probe import fit_logistic
 if TYPE_CHECKING:  # the detector imports this module
     from avdf.inference.detector import StepOutputs
 
-# The statistics the stacker reads, in order (the logit of each).
+# The statistics a stacker may read, in order (the logit of each; a peak over median is a
+# difference of logits). A stacker stores the names it was fitted on, so a checkpoint tuned
+# before a statistic was added keeps reading its own subset.
 VIDEO_STATISTICS: tuple[str, ...] = (
     "untuned rule",  # max(mean window video probability, step maximum)
     "top 10 % of steps",
@@ -43,7 +45,15 @@ VIDEO_STATISTICS: tuple[str, ...] = (
     "audio step maximum",  # over the steps with audio
     "visual step maximum",  # over the steps with a face
     "best proposal",  # after the proposal rescorer, when the checkpoint has one
+    # Peaks relative to the video's own level: a person whose real steps all score high
+    # has a high maximum but no peak (added 2026-12-03, session 17).
+    "window video maximum",
+    "step peak over median",
+    "audio peak over median",
+    "visual peak over median",
 )
+# What `avdf tune` fitted before session 17, and what older checkpoints' stackers read.
+BASE_STATISTICS = VIDEO_STATISTICS[:9]
 # L2 on the standardised logits. Mean dev AUC over the 2-fold cross-fit of the four fold-0
 # seeds: 0.775 / 0.781 / 0.774 / 0.770 for 0.1 / 1 / 10 / 100 (dev only; test not looked at).
 RIDGE = 1.0
@@ -71,6 +81,12 @@ def video_statistics(steps: StepOutputs, best_proposal: float) -> np.ndarray:
     def modality_max(prob: np.ndarray, present: np.ndarray) -> float:
         return float(prob[present].max()) if present.any() else math.nan
 
+    def peak_over_median(prob: np.ndarray) -> float:
+        if not len(prob):
+            return math.nan
+        top, middle = np.clip([np.max(prob), np.median(prob)], _EPS, 1.0 - _EPS)
+        return float(np.log(top / (1 - top)) - np.log(middle / (1 - middle)))
+
     window, fake = steps.window_video_prob, steps.fake_prob
     values = [
         aggregate_video_score(window, fake, None),
@@ -82,9 +98,15 @@ def video_statistics(steps: StepOutputs, best_proposal: float) -> np.ndarray:
         modality_max(steps.audio_prob, steps.audio_present),
         modality_max(steps.visual_prob, steps.face_present),
         float(best_proposal),
+        float(np.max(window)) if len(window) else 0.0,
     ]
     p = np.clip(np.asarray(values, np.float64), _EPS, 1.0 - _EPS)  # NaN stays NaN
-    return np.log(p / (1.0 - p))
+    peaks = [
+        peak_over_median(fake),
+        peak_over_median(steps.audio_prob[steps.audio_present]),
+        peak_over_median(steps.visual_prob[steps.face_present]),
+    ]
+    return np.concatenate([np.log(p / (1.0 - p)), peaks])
 
 
 @dataclass(frozen=True)
@@ -93,11 +115,13 @@ class VideoStacker:
     scale: np.ndarray  # (S,) dev sd (1 where constant)
     weights: np.ndarray  # (S,) on the standardised logits
     bias: float
-    statistics: tuple[str, ...] = VIDEO_STATISTICS
+    statistics: tuple[str, ...] = VIDEO_STATISTICS  # the S it reads, a subset of those
 
     def logit(self, stats: np.ndarray) -> np.ndarray:
-        """Logit of ``stats`` (S,) or (N, S); NaN statistics count as the dev mean."""
-        z = np.nan_to_num((np.asarray(stats, np.float64) - self.mean) / self.scale, nan=0.0)
+        """Logit of ``stats`` (every one of ``VIDEO_STATISTICS``: (V,) or (N, V)); NaN
+        statistics count as the dev mean."""
+        x = _columns(stats, self.statistics)
+        z = np.nan_to_num((x - self.mean) / self.scale, nan=0.0)
         return z @ self.weights + self.bias
 
     def score(self, stats: np.ndarray) -> float:
@@ -106,18 +130,22 @@ class VideoStacker:
 
     @classmethod
     def fit(
-        cls, stats: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
+        cls,
+        stats: np.ndarray,
+        labels: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        statistics: tuple[str, ...] = VIDEO_STATISTICS,
     ) -> VideoStacker:
-        """Fitted on ``stats`` (N, S) of labelled videos (``RIDGE``); ``sample_weight``
-        scales each video's loss."""
-        x = np.asarray(stats, np.float64)
+        """Fitted on ``stats`` (N, V) of labelled videos (``RIDGE``), reading the named
+        ``statistics``; ``sample_weight`` scales each video's loss."""
+        x = _columns(stats, statistics)
         mean = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
         mean = np.nan_to_num(mean)
         scale = np.nan_to_num(np.nanstd(x, axis=0), nan=0.0)
         scale = np.where(scale > 1e-9, scale, 1.0)
         z = np.nan_to_num((x - mean) / scale, nan=0.0)
         w = fit_logistic(z, np.asarray(labels, np.float64), RIDGE, sample_weight=sample_weight)
-        return cls(mean=mean, scale=scale, weights=w[:-1], bias=float(w[-1]))
+        return cls(mean, scale, w[:-1], float(w[-1]), tuple(statistics))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,10 +159,11 @@ class VideoStacker:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VideoStacker:
         statistics = tuple(data.get("statistics") or ())
-        if statistics != VIDEO_STATISTICS:
+        unknown = sorted(set(statistics) - set(VIDEO_STATISTICS))
+        if unknown or not statistics:
             raise AvdfError(
-                "the checkpoint's video stacker reads other statistics than this version of "
-                "avdf computes; retune it with `avdf tune`"
+                f"the checkpoint's video stacker reads statistics this version of avdf does "
+                f"not compute ({', '.join(unknown) or 'none named'}); retune it with `avdf tune`"
             )
         return cls(
             mean=np.asarray(data["mean"], np.float64),
@@ -143,3 +172,9 @@ class VideoStacker:
             bias=float(data["bias"]),
             statistics=statistics,
         )
+
+
+def _columns(stats: np.ndarray, statistics: tuple[str, ...]) -> np.ndarray:
+    """The columns of ``statistics`` in ``stats`` (every one of ``VIDEO_STATISTICS``)."""
+    index = [VIDEO_STATISTICS.index(name) for name in statistics]
+    return np.asarray(stats, np.float64)[..., index]

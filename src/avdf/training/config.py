@@ -44,6 +44,9 @@ class DataConfig:
     num_workers: int = 0
     windows_per_video: int = 4  # random training windows per video per epoch
     fake_window_fraction: float = 0.5  # share of training windows placed over a fake step
+    # windows of a whole-clip fake (>= 90% fake steps) per epoch, as a multiple of
+    # windows_per_video: their evidence cannot be a seam or a contrast within the window
+    whole_fake_factor: float = 1.0
     val_hop_steps: int | None = None  # evaluation tiling hop (default: window_steps)
     # Keep each video's decompressed features in RAM after its first read (per loader
     # process; ~2.2 MB per 100 steps at the default sizes). Reading and decompressing a
@@ -120,6 +123,8 @@ class TrainConfig:
                 raise ConfigError(source, key, f"must be positive, got {value}")
         if not 0.0 <= d.fake_window_fraction <= 1.0:
             raise ConfigError(source, "data.fake_window_fraction", "must be in [0, 1]")
+        if d.whole_fake_factor <= 0:
+            raise ConfigError(source, "data.whole_fake_factor", "must be positive")
 
 
 def _check_value(value: Any, annotation: Any, source: str, key: str) -> Any:

@@ -226,6 +226,7 @@ def _data_and_module(
         num_workers=d.num_workers,
         windows_per_video=d.windows_per_video,
         fake_window_fraction=d.fake_window_fraction,
+        whole_fake_factor=d.whole_fake_factor,
         val_hop_steps=d.val_hop_steps,
         in_memory=d.in_memory,
         augment=d.augment,
