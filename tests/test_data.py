@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import media_fixtures as fx
@@ -13,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avdf.data.targets import step_targets
+from avdf.data.targets import fake_coverage, step_targets
 from avdf.timebase import MediaSpec
 from avdf.types import Sample, Segment
 
@@ -117,6 +118,15 @@ def test_targets_invariants(segs, n_steps, stride) -> None:
     np.testing.assert_array_equal(t.audio_fake, t.fake)
 
 
+def test_fake_coverage_hand_case() -> None:
+    # 100 steps of 40 ms: [1.0, 2.0) s is steps 25..49, [3.0, 3.2) s steps 75..79
+    sample = _sample((Segment(1.0, 2.0), Segment(3.0, 3.2)))
+    assert fake_coverage(sample, SPEC, 100) == pytest.approx(0.30)
+    assert fake_coverage(_sample(label=0), SPEC, 100) == 0.0
+    assert fake_coverage(_sample(), SPEC, 100) == 1.0  # labelled per video: fake all along
+    assert fake_coverage(sample, SPEC, 0) == 0.0
+
+
 def test_negative_steps_rejected() -> None:
     with pytest.raises(ValueError):
         step_targets(_sample(), SPEC, -1)
@@ -187,6 +197,23 @@ def test_training_windows_match_targets(real_cache) -> None:
     # the cache holds real faces and real audio for these clips
     assert item.features.face_mask.mean() > 0.9 and item.features.audio_mask.all()
     assert item.features.face.std() > 10
+
+
+@pytest.mark.slow
+def test_whole_clip_fakes_get_more_training_windows(real_cache) -> None:
+    """With whole_fake_factor 3 a whole-clip fake (here fake/b labelled per video, so fake
+    all along) gives three times the windows; partial fakes and reals are unchanged."""
+    from avdf.data.dataset import WindowDataset
+
+    samples, cache_dir = real_cache
+    whole = replace(samples[1], fake_segments=(), audio_fake_segments=None)
+    ds = WindowDataset(
+        [samples[0], whole, samples[2]], cache_dir, SPEC, window_steps=32,
+        windows_per_video=2, whole_fake_factor=3.0,
+    )  # fmt: skip
+    videos = [ds[i].video_index for i in range(len(ds))]
+    assert videos == [0, 0, 1, 1, 1, 1, 1, 1, 2, 2]
+    assert all(ds[i].targets.fake.all() for i in range(2, 8))
 
 
 @pytest.mark.slow
