@@ -138,11 +138,12 @@ def test_stacker_round_trips_and_rejects_other_statistics() -> None:
         VideoStacker.from_dict({**stacker.to_dict(), "statistics": ["step max"]})
 
 
-def test_a_stacker_of_fewer_statistics_reads_only_its_own() -> None:
-    """A checkpoint tuned before the peak statistics existed stores the nine it read; it
-    loads and scores by those alone, whatever the others say."""
+def test_a_stacker_reads_only_the_statistics_it_names() -> None:
+    """The default stacker (and every one tuned before the peak statistics existed) reads
+    the nine base statistics; it loads and scores by those alone, whatever the others say.
+    One fitted with the peaks reads all of them."""
     dev = _videos(8, 30)
-    base, _ = fit_video_stacker(dev, [0.5] * len(dev), BASE_STATISTICS)
+    base, _ = fit_video_stacker(dev, [0.5] * len(dev))
     assert base is not None and len(base.weights) == len(BASE_STATISTICS) == 9
     loaded = VideoStacker.from_dict(base.to_dict())
     assert loaded.statistics == BASE_STATISTICS
@@ -150,6 +151,11 @@ def test_a_stacker_of_fewer_statistics_reads_only_its_own() -> None:
     changed = stats.copy()
     changed[len(BASE_STATISTICS) :] += 5.0  # the statistics it does not read
     assert loaded.score(changed) == pytest.approx(base.score(stats))
+    peaks, _ = fit_video_stacker(dev, [0.5] * len(dev), VIDEO_STATISTICS)
+    assert peaks is not None and VideoStacker.from_dict(peaks.to_dict()).statistics == (
+        VIDEO_STATISTICS
+    )
+    assert peaks.score(changed) != pytest.approx(peaks.score(stats))
 
 
 def test_peak_over_median_is_relative_to_the_video() -> None:

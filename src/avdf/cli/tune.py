@@ -6,13 +6,14 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
     avdf tune CHECKPOINT --manifest fold0.jsonl [--split dev] ...   # a source-disjoint fold
     avdf tune CHECKPOINT ... --probe FOLDER --probe-cache DIR [--probe-groups 4]
     avdf tune CHECKPOINT ... --no-rescorer     # the decoder's own proposal scores (ablation)
+    avdf tune CHECKPOINT ... --peak-statistics # the stacker also reads peaks (ablation)
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
 dev AP@0.5 + AR@100, a proposal rescorer is fitted for the chosen decoding and kept when it
 helps dev videos it was not fitted on (``avdf.evaluation.rescore``), then the video score's
 pooling is chosen (the mean over the split's datasets of their video AUC;
-``avdf.evaluation.tune.VIDEO_POOLS``, among them a stacker of every pooled statistic,
+``avdf.evaluation.tune.VIDEO_POOLS``, among them a stacker of the pooled statistics,
 ``avdf.inference.video_score``, judged on cross-fitted dev scores) and temperature, shift,
 decision threshold and segment threshold are fitted. With ``--probe`` a video probe
 (``avdf.inference.probe``) is first fitted on a labelled folder of genuine generator outputs
@@ -70,10 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score proposals by the decoder alone: fit no proposal rescorer (an ablation)",
     )
     parser.add_argument(
-        "--base-statistics",
+        "--peak-statistics",
         action="store_true",
-        help="the video stacker reads only the statistics it read before the peak-over-median "
-        "ones were added (an ablation)",
+        help="let the video stacker also read each video's peaks over its own median and its "
+        "best window (higher dev AUC, not higher test AUC on the synthetic folds)",
     )
     parser.add_argument("--json", metavar="OUT", help="also write the tuning record as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --json")
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             probe_cache=args.probe_cache,
             probe_groups=args.probe_groups,
             rescore=not args.no_rescorer,
-            stack_statistics=BASE_STATISTICS if args.base_statistics else VIDEO_STATISTICS,
+            stack_statistics=VIDEO_STATISTICS if args.peak_statistics else BASE_STATISTICS,
         )
         print(_table(result.before, result.after))
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())

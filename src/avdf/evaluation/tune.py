@@ -55,7 +55,7 @@ from avdf.inference.decode import SEARCH_SPACE, DecodeConfig, ProposalRescorer
 from avdf.inference.detector import Detector, StepOutputs
 from avdf.inference.probe import VideoProbe, fit_logistic
 from avdf.inference.video_score import (
-    VIDEO_STATISTICS,
+    BASE_STATISTICS,
     VideoStacker,
     aggregate_video_score,
     video_statistics,
@@ -444,7 +444,7 @@ def dataset_weights(samples: Sequence[Sample]) -> np.ndarray:
 def fit_video_stacker(
     items: Sequence[tuple[Sample, StepOutputs]],
     best_proposals: Sequence[float],
-    statistics: tuple[str, ...] = VIDEO_STATISTICS,
+    statistics: tuple[str, ...] = BASE_STATISTICS,
 ) -> tuple[VideoStacker | None, np.ndarray | None]:
     """The video stacker (:mod:`avdf.inference.video_score`) fitted on every dev item, and
     each item's held-out stacked score from a stacker fitted on the other half (2-fold by
@@ -477,7 +477,7 @@ def tune_outputs(
     probe: VideoProbe | None = None,
     held_out: Sequence[tuple[Sample, StepOutputs, float]] = (),
     rescore: bool = True,
-    stack_statistics: tuple[str, ...] = VIDEO_STATISTICS,
+    stack_statistics: tuple[str, ...] = BASE_STATISTICS,
 ) -> TuningResult:
     """Decoding parameters and calibration fitted on labelled dev outputs (see the module
     docstring). ``detector``'s own parameters are the "before" column and are not changed;
@@ -642,7 +642,7 @@ def tune_checkpoint(
     probe_cache: str | Path | None = None,
     probe_groups: int | None = None,
     rescore: bool = True,
-    stack_statistics: tuple[str, ...] = VIDEO_STATISTICS,
+    stack_statistics: tuple[str, ...] = BASE_STATISTICS,
 ) -> tuple[Path, TuningResult, DevOutputs]:
     """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
     and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;

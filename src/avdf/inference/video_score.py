@@ -46,13 +46,15 @@ VIDEO_STATISTICS: tuple[str, ...] = (
     "visual step maximum",  # over the steps with a face
     "best proposal",  # after the proposal rescorer, when the checkpoint has one
     # Peaks relative to the video's own level: a person whose real steps all score high
-    # has a high maximum but no peak (added 2026-12-03, session 17).
+    # has a high maximum but no peak. Opt-in (`avdf tune --peak-statistics`): on the four
+    # synthetic folds they raised the stacker's dev AUC (fold 0: 0.75 -> 0.81) but not
+    # its test AUC (default model -1.6 [-3.0, -0.5], + motion +0.5 [-0.4, +2.1]).
     "window video maximum",
     "step peak over median",
     "audio peak over median",
     "visual peak over median",
 )
-# What `avdf tune` fitted before session 17, and what older checkpoints' stackers read.
+# What `avdf tune` fits the stacker on by default (and all it read before the peaks).
 BASE_STATISTICS = VIDEO_STATISTICS[:9]
 # L2 on the standardised logits. Mean dev AUC over the 2-fold cross-fit of the four fold-0
 # seeds: 0.775 / 0.781 / 0.774 / 0.770 for 0.1 / 1 / 10 / 100 (dev only; test not looked at).
