@@ -7,6 +7,7 @@ store them in a copy of the checkpoint (``avdf.evaluation.tune``)::
     avdf tune CHECKPOINT ... --probe FOLDER --probe-cache DIR [--probe-groups 4]
     avdf tune CHECKPOINT ... --no-rescorer     # the decoder's own proposal scores (ablation)
     avdf tune CHECKPOINT ... --peak-statistics # the stacker also reads peaks (ablation)
+    avdf tune CHECKPOINT ... --flip            # test-time flip of the face and mouth crops
 
 The model runs once per dev video (from ``--cache`` where a complete cache exists, as in
 ``avdf evaluate``); the decoding grid (``avdf.inference.decode.SEARCH_SPACE``) is searched for
@@ -76,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let the video stacker also read each video's peaks over its own median and its "
         "best window (higher dev AUC, not higher test AUC on the synthetic folds)",
     )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average every window's outputs with those of its mirrored face and mouth crops "
+        "(one more forward pass), in the tuning and in the tuned checkpoint (default: as the "
+        "checkpoint says)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the tuning record as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out and --json")
 
@@ -136,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             probe_groups=args.probe_groups,
             rescore=not args.no_rescorer,
             stack_statistics=VIDEO_STATISTICS if args.peak_statistics else BASE_STATISTICS,
+            flip=args.flip,
         )
         print(_table(result.before, result.after))
         decode = ", ".join(f"{k}={v:g}" for k, v in result.decode.to_dict().items())

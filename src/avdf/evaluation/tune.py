@@ -25,8 +25,7 @@ pyannote's tuned pipelines) and store it in the checkpoint.
     -> checkpoint extra["decode"], extra["calibration"] (tuned=True), extra["tuning"] (dev
        figures before / after), extra["video_probe"] (when fitted),
        extra["proposal_rescorer"] (when kept), extra["video_stacker"] (when its pool is
-       chosen), written atomically
-       beside the input.
+       chosen), extra["test_time_flip"], written atomically beside the input.
 
 :func:`tune_outputs` is the core on outputs already in memory (a training loop can call it
 with a ``Detector`` built around its model); :func:`tune_checkpoint` is the command's body.
@@ -643,6 +642,7 @@ def tune_checkpoint(
     probe_groups: int | None = None,
     rescore: bool = True,
     stack_statistics: tuple[str, ...] = BASE_STATISTICS,
+    flip: bool | None = None,
 ) -> tuple[Path, TuningResult, DevOutputs]:
     """Tune ``checkpoint`` on ``split`` of ``dataset`` under ``root`` (or of ``manifest``)
     and write the tuned checkpoint to ``out`` (default :func:`default_output`) atomically;
@@ -652,7 +652,9 @@ def tune_checkpoint(
     (:mod:`avdf.evaluation.probe`). Returns the path, the result and the dev outputs (their
     ``failed`` lines name unreadable videos of the dev split and the probe's folder, which
     are left out). ``rescore=False``: no proposal rescorer; ``stack_statistics``: what the
-    video stacker may read (:func:`tune_outputs`)."""
+    video stacker may read (:func:`tune_outputs`). ``flip`` (None: as the checkpoint says)
+    switches the detector's test-time flip for the tuning and in the tuned checkpoint: the
+    calibration is fitted on the scores the detector will give."""
     from avdf.models.checkpoint import save_checkpoint
 
     target = Path(out) if out is not None else default_output(checkpoint)
@@ -661,6 +663,8 @@ def tune_checkpoint(
     dataset, samples = load_split(dataset, root, split, manifest)
     _check_both_classes([int(s.label) for s in samples if s.label is not None])
     detector = detector or Detector.from_checkpoint(checkpoint)
+    if flip is not None:
+        detector.flip = flip
     fitted, held_out = None, []
     probe_failed: list[str] = []
     if probe_root is not None:
@@ -683,6 +687,7 @@ def tune_checkpoint(
     extra = dict(detector.info.get("extra") or {})
     # Keep the window the detector ran with, whatever the source checkpoint's format.
     extra.setdefault("window_steps", detector.window_steps)
+    extra["test_time_flip"] = detector.flip
     extra["decode"] = json_safe(result.decode.to_dict())
     extra["calibration"] = json_safe(result.calibration.to_dict())
     extra["tuning"] = json_safe(

@@ -117,6 +117,8 @@ class Detector:
     ``batch_size`` windows go through the model at once. ``chunk_steps`` is the
     pipeline's chunk: the decoded frames of one chunk dominate peak memory (measured on a
     1-minute 360p clip: 1013 MiB peak with 250 steps, 703 MiB with 100, ~10% more CPU).
+    ``flip`` also runs every window with its face and mouth crops mirrored and averages
+    the outputs (default: the checkpoint's ``test_time_flip``, set by ``avdf tune --flip``).
     ``num_threads`` sets torch's intra-op threads (default 1; None keeps torch's default).
     The model is cheap (about 0.5 s per video-minute) while PyAV and MediaPipe run their
     own threads, so more torch threads oversubscribe small machines: on 2 cores, detect
@@ -137,6 +139,7 @@ class Detector:
         num_threads: int | None = 1,
         info: Mapping[str, Any] | None = None,
         calibration: Calibration | None = None,
+        flip: bool | None = None,
     ) -> None:
         self.model = model.eval()
         self.spec = spec
@@ -151,6 +154,9 @@ class Detector:
         self.stacker = VideoStacker.from_dict(stacker) if stacker else None
         probe = tuned.get("video_probe")
         self.probe = VideoProbe.from_dict(probe) if probe else None
+        # Test-time flip: the model also sees every window's face and mouth crops mirrored
+        # (as in training's augmentation) and its outputs are averaged.
+        self.flip = bool(tuned.get("test_time_flip", False)) if flip is None else flip
         trained = self.info.get("window_steps") or tuned.get("window_steps")
         self.window_steps = int(window_steps or trained or DEFAULT_WINDOW_STEPS)
         self.hop_steps = hop_steps or max(1, self.window_steps // 2)
@@ -202,6 +208,17 @@ class Detector:
         """Model outputs for a batch: per-step channels (B, T, 5 + 3L), video prob (B,)
         and the block summary (B, F) (None if the model gives none)."""
         inputs = features_to_inputs(windows, self.window_steps, self.experts)
+        channels, video, summary = self._forward(inputs)
+        if self.flip:
+            mirrored = {**inputs, "face": inputs["face"].flip(-1), "lips": inputs["lips"].flip(-1)}
+            flipped = self._forward(mirrored)
+            channels, video = (channels + flipped[0]) / 2, (video + flipped[1]) / 2
+            if summary is not None and flipped[2] is not None:
+                summary = (summary + flipped[2]) / 2
+        return channels, video, summary
+
+    def _forward(self, inputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One forward pass of :meth:`_run_batch`."""
         with torch.inference_mode():
             out = self.model(**inputs)
             level_logits, level_boundaries = out.level_steps()  # (B, T, L), (B, T, L, 2)
