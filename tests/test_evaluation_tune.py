@@ -112,6 +112,7 @@ def test_tune_keeps_or_improves_dev_figures_and_is_used_by_evaluate(
     decode = DecodeConfig.from_dict(extra["decode"])
     calibration = Calibration.from_dict(extra["calibration"])
     assert calibration.tuned and extra["decode"] == decode.to_dict()
+    assert extra["test_time_flip"] is False  # the bundled checkpoint's, unless --flip
     before, after = extra["tuning"]["before"], extra["tuning"]["after"]
     assert extra["tuning"]["n_videos"] == 12 and extra["tuning"]["split"] == SPLIT
     # The search starts from the stored parameters, so the dev objective can only rise (a
@@ -133,6 +134,7 @@ def test_tune_keeps_or_improves_dev_figures_and_is_used_by_evaluate(
     # The other stored fields survive.
     original = load_checkpoint(bundled)[2]["extra"]
     refitted = ("decode", "calibration", "tuning", "proposal_rescorer", "video_stacker")
+    refitted += ("test_time_flip",)
     assert all(extra[k] == v for k, v in original.items() if k not in refitted)
 
     # The detector and `avdf evaluate` pick the tuned parameters up by themselves: scoring the

@@ -316,6 +316,33 @@ def test_detect_real_clip(detector: Detector) -> None:
     assert all(s.modality in ("audio", "visual", "both") for s in segments)
 
 
+def test_test_time_flip_averages_the_outputs_of_the_mirrored_crops(detector: Detector) -> None:
+    """With ``flip`` every window also runs with its face and mouth crops mirrored: the
+    stitched outputs are the mean of the plain detector's on the crops and on their mirror
+    image (the model itself is not mirror-invariant, so the flip changes them)."""
+    rng = np.random.default_rng(0)
+    plain = _features(0, 50)
+    plain.face[:] = rng.integers(0, 256, plain.face.shape, np.uint8)
+    plain.mouth[:] = rng.integers(0, 256, plain.mouth.shape, np.uint8)
+    mirror = replace(
+        plain, face=plain.face[:, :, ::-1].copy(), mouth=plain.mouth[:, :, ::-1].copy()
+    )
+    assert not detector.flip  # the checkpoint does not ask for it
+    one, other = detector.steps_from_features([plain]), detector.steps_from_features([mirror])
+    flipping = Detector(detector.model, detector.spec, info=detector.info, flip=True)
+    both = flipping.steps_from_features([plain])
+    for name in ("fake_prob", "audio_prob", "visual_prob", "window_video_prob"):
+        mean = (getattr(one, name) + getattr(other, name)) / 2
+        np.testing.assert_allclose(getattr(both, name), mean, atol=1e-6)
+    np.testing.assert_allclose(
+        both.level_boundaries, (one.level_boundaries + other.level_boundaries) / 2, atol=1e-5
+    )
+    assert not np.array_equal(one.fake_prob, other.fake_prob)
+    # A checkpoint tuned with `avdf tune --flip` switches it on by itself.
+    tuned = {**detector.info, "extra": {**detector.info["extra"], "test_time_flip": True}}
+    assert Detector(detector.model, detector.spec, info=tuned).flip
+
+
 @pytest.mark.slow
 def test_predict_pools_the_video_score_as_the_calibration_says(detector: Detector) -> None:
     import copy
