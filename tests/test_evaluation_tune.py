@@ -133,8 +133,14 @@ def test_tune_keeps_or_improves_dev_figures_and_is_used_by_evaluate(
     assert json.loads(record.read_text())["decode"] == extra["decode"]
     # The other stored fields survive.
     original = load_checkpoint(bundled)[2]["extra"]
-    refitted = ("decode", "calibration", "tuning", "proposal_rescorer", "video_stacker")
-    refitted += ("test_time_flip",)
+    refitted = (
+        "decode",
+        "calibration",
+        "tuning",
+        "proposal_rescorer",
+        "video_stacker",
+        "test_time_flip",
+    )
     assert all(extra[k] == v for k, v in original.items() if k not in refitted)
 
     # The detector and `avdf evaluate` pick the tuned parameters up by themselves: scoring the
