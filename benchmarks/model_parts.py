@@ -3,7 +3,8 @@
 A real talking-face clip goes through the real pipeline once (features kept in memory, tiled
 to ``--minutes`` of video); then each MMMS-BA configuration below (default sizes) scores those
 features exactly as ``avdf detect`` does after preprocessing (windows, model, stitching,
-decoding). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
+decoding); the last row is the default model with the opt-in test-time flip (``avdf tune
+--flip``: a second forward pass on mirrored crops). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
 default model gives the denominator: each part's extra cost as a share of detect time.
 
 A second table compares face crop sizes (the default model at ``--face-sizes``, and the
@@ -81,6 +82,9 @@ def main() -> None:
         for name, kwargs in CONFIGS.items()
     }
     default = detectors[list(CONFIGS)[-1]]
+    detectors["+ test-time flip (opt-in)"] = Detector(
+        default.model, spec, num_threads=None, flip=True
+    )
     with native_stderr_silenced():
         _, steps = default.detect_with_steps(args.clip)  # warm-up: models load
         detect_seconds = best_time(lambda: default.detect(args.clip), args.repeats)
