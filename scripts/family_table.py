@@ -2,7 +2,7 @@
 source-disjoint test split (the issue-10 table).
 
 Usage: python scripts/family_table.py WORK VARIANT [--min-videos 3] [--checkpoint model-tuned.ckpt]
-           [--kinds] [--extent]
+           [--kinds] [--extent] [--folds 0,1]
 
 WORK is the folder of ``scripts/run_fold.sh`` (``folds/``, ``cache/``,
 ``train/VARIANT/fold<k>/seed<s>/model-tuned.ckpt``, or the name given by ``--checkpoint``). For every run the test split is scored
@@ -19,7 +19,8 @@ Each is averaged over runs (folds x seeds), with the spread (sd) and the number 
 ``--kinds`` splits families by the kind the corpus records (freeze / repeat, blur / jpeg /
 warp, ...). ``--extent`` adds two rows over all families: videos with an edit over the whole
 clip and videos whose edits are all partial (a whole-clip fake has no real stretch of its own
-to stand out against).
+to stand out against). ``--folds`` keeps only those folds' runs (to pair a variant run on
+some folds with another's).
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def main() -> None:
     parser.add_argument(
         "--extent", action="store_true", help="add rows for whole-clip and partial fakes"
     )
+    parser.add_argument("--folds", help="only these folds' runs, e.g. 0,1 (default: all)")
     args = parser.parse_args()
+    folds = None if args.folds is None else {int(k) for k in args.folds.split(",")}
     runs = sorted((args.work / "train" / args.variant).glob("fold*/seed*"))
     per_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     counted = 0
@@ -128,6 +131,8 @@ def main() -> None:
         match = _RUN.search(str(run))
         checkpoint = run / args.checkpoint
         if match is None or not checkpoint.is_file():
+            continue
+        if folds is not None and int(match.group(1)) not in folds:
             continue
         manifest = args.work / "folds" / fold_file(int(match.group(1)))
         counted += 1
