@@ -45,7 +45,8 @@ class DataConfig:
     windows_per_video: int = 4  # random training windows per video per epoch
     fake_window_fraction: float = 0.5  # share of training windows placed over a fake step
     # windows of a whole-clip fake (>= 90% fake steps) per epoch, as a multiple of
-    # windows_per_video: their evidence cannot be a seam or a contrast within the window
+    # windows_per_video: their evidence cannot be a seam or a contrast within the window.
+    # 3 was worse on every figure on folds 0-1 (docs/synthetic-results.md)
     whole_fake_factor: float = 1.0
     val_hop_steps: int | None = None  # evaluation tiling hop (default: window_steps)
     # Keep each video's decompressed features in RAM after its first read (per loader
