@@ -1,5 +1,5 @@
-"""Pooling a video's outputs into one raw video score: the fixed rules, and a stacker of all
-of them fitted by ``avdf tune``.
+"""Pooling a video's outputs into one raw video score: the fixed rules, and a stacker of
+their statistics fitted by ``avdf tune``.
 
 The fixed rules (:func:`aggregate_video_score`, the calibration's ``top_fraction``) each read
 one statistic of the video: the step maximum, the mean of the top fraction of step
@@ -7,7 +7,8 @@ probabilities, the best proposal's score. Those statistics carry different evide
 fold 0 (four 16-epoch seeds, test people) the maximum of the *visual* step probability alone
 reached video AUC 0.79-0.81 where the pool chosen on dev reached 0.61-0.74, and no fixed
 rule reads it. The :class:`VideoStacker` is an L2 logistic regression of the label on the
-logits of every statistic in ``VIDEO_STATISTICS`` (standardised on dev); ``avdf tune``
+logits of the statistics it names (``BASE_STATISTICS`` by default, all of
+``VIDEO_STATISTICS`` with ``avdf tune --peak-statistics``; standardised on dev); ``avdf tune``
 fits it by 2-fold cross-fitting on dev, judges it against the fixed pools on those held-out
 scores (:mod:`avdf.evaluation.tune`), and stores it in the checkpoint
 (``extra["video_stacker"]``) when it wins. The Detector then scores videos with it, and the
