@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 9 hours on 2 CPU cores with the defaults (48 runs).
+# ../shared/media beside it). About 10 hours on 2 CPU cores with the defaults (50 runs, 16 retunes).
 # EPOCHS (default 10) is the ablation's length; the default model is also trained for 32
 # epochs (mmms_ba_32, the README's headline column; 16 epochs was the headline before
 # 2026-12-02: `mmms_ba_long`).
@@ -38,6 +38,8 @@ jobs() {
     echo "speaker $fold 0 $epochs synth_mmms_ba.yaml --set model.kwargs.experts=[speaker]"; done
   for fold in 0 1 2 3; do echo "motion_expert $fold 0 32 synth_mmms_ba.yaml \
     --set model.kwargs.experts=[motion] --set trainer.early_stopping_patience=40"; done
+  for fold in 0 1; do echo "whole_x3 $fold 0 32 synth_mmms_ba.yaml \
+    --set data.whole_fake_factor=3 --set trainer.early_stopping_patience=40"; done
   for fold in 0 1 2 3; do echo "paper_attention $fold 0 $epochs synth_mmms_ba.yaml \
     --set model.kwargs.attention_scale=false --set model.kwargs.attention_band=null"; done
   for fold in 0 1 2 3; do
@@ -65,3 +67,26 @@ for variant in mmms_ba_32 motion_expert; do
   python "$here/family_table.py" "$work" $variant --extent
   python "$here/family_table.py" "$work" $variant --kinds
 done
+python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/whole_x3" \
+  --compare whole_x3 mmms_ba_32
+python "$here/family_table.py" "$work" whole_x3 --extent
+python "$here/family_table.py" "$work" mmms_ba_32 --extent --folds 0,1
+
+# The same trained runs retuned two other ways (session 17): the stacker with the peak
+# statistics, and test-time flip; each scored into eval/VARIANT_peaks and eval/VARIANT_flip.
+for how in peaks flip; do for variant in mmms_ba_32 motion_expert; do for fold in 0 1 2 3; do
+  run="$work/train/$variant/fold$fold/seed0"
+  out="$work/eval/${variant}_$how/fold$fold/seed0"
+  manifest="$work/folds/fold$fold.jsonl"
+  mkdir -p "$out"
+  if [ $how = peaks ]; then option=--peak-statistics; else option=--flip; fi
+  avdf tune "$run/model.ckpt" --manifest "$manifest" --split dev --cache "$work/cache" \
+    --out "$run/model-tuned-$how.ckpt" --force $option > "$run/tune-$how.md" 2>&1
+  avdf evaluate --manifest "$manifest" --split test --cache "$work/cache" \
+    --checkpoint "$run/model-tuned-$how.ckpt" --out "$out" --json "$out/scores.json" \
+    --force > "$out/test.md" 2>/dev/null
+done; done; done
+for how in peaks flip; do for variant in mmms_ba_32 motion_expert; do
+  python "$here/fold_table.py" "$work/folds" "$work/eval/$variant" "$work/eval/${variant}_$how" \
+    --compare "${variant}_$how" $variant --per-run
+done; done
