@@ -82,6 +82,10 @@ def test_mean_sd_over_folds_and_seeds_and_the_source_bootstrap(tmp_path: Path) -
     # AUC weak 1, 0, 1 -> 66.7 ± 57.7; ACC weak 1, 0, 0.5 (tuned threshold) -> 50 ± 50.
     assert table["AUC"] == ["100.0 ± 0.0", "66.7 ± 57.7"]
     assert table["ACC"] == ["100.0 ± 0.0", "50.0 ± 50.0"]
+    # Half of each split is fake. In hindsight weak's runs score 1 (separated), 0.5 (fold 0
+    # seed 1 swapped: no cut beats 1 of 2) and 1 (fold 1: a cut at 0.7) -> 83.3 ± 28.9.
+    assert table["ACC all fake"] == ["50.0 ± 0.0", "50.0 ± 0.0"]
+    assert table["ACC hindsight"] == ["100.0 ± 0.0", "83.3 ± 28.9"]
 
     # Bootstrap perfect - weak on the full data, and its interval contains that difference.
     difference, interval, ahead = diff["AR@100"]
