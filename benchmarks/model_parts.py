@@ -4,8 +4,9 @@ A real talking-face clip goes through the real pipeline once (features kept in m
 to ``--minutes`` of video); then each MMMS-BA configuration below (default sizes) scores those
 features exactly as ``avdf detect`` does after preprocessing (windows, model, stitching,
 decoding); the last row is the default model with the opt-in test-time flip (``avdf tune
---flip``: a second forward pass on mirrored crops). The whole ``avdf detect`` of the clip (decoding + tracking + model) with the
-default model gives the denominator: each part's extra cost as a share of detect time.
+--flip``: a second forward pass on mirrored crops). The whole ``avdf detect`` of the clip
+(decoding + tracking + model) with the default model gives the denominator: each part's
+extra cost as a share of detect time.
 
 A second table compares face crop sizes (the default model at ``--face-sizes``, and the
 ``face_3d_residual`` face block at the largest): whole detect of the clip (cropping
