@@ -90,3 +90,12 @@ for how in peaks flip; do for variant in mmms_ba_32 motion_expert; do
   python "$here/fold_table.py" "$work/folds" "$work/eval/$variant" "$work/eval/${variant}_$how" \
     --compare "${variant}_$how" $variant --per-run
 done; done
+
+# Decision-threshold rules (session 17): the dev split scored by each tuned checkpoint.
+for variant in mmms_ba_32 motion_expert; do for fold in 0 1 2 3; do
+  out="$work/eval-dev/$variant/fold$fold/seed0"
+  mkdir -p "$out"
+  avdf evaluate --manifest "$work/folds/fold$fold.jsonl" --split dev --cache "$work/cache" \
+    --checkpoint "$work/train/$variant/fold$fold/seed0/model-tuned.ckpt" --out "$out" \
+    --json "$out/scores.json" --force > "$out/dev.md" 2>/dev/null
+done; python "$here/threshold_rules.py" "$work" $variant; done
