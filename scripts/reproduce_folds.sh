@@ -92,10 +92,14 @@ for how in peaks flip; do for variant in mmms_ba_32 motion_expert; do
 done; done
 
 # Decision-threshold rules (session 17): the dev split scored by each tuned checkpoint.
-for variant in mmms_ba_32 motion_expert; do for fold in 0 1 2 3; do
-  out="$work/eval-dev/$variant/fold$fold/seed0"
-  mkdir -p "$out"
-  avdf evaluate --manifest "$work/folds/fold$fold.jsonl" --split dev --cache "$work/cache" \
-    --checkpoint "$work/train/$variant/fold$fold/seed0/model-tuned.ckpt" --out "$out" \
-    --json "$out/scores.json" --force > "$out/dev.md" 2>/dev/null
-done; python "$here/threshold_rules.py" "$work" $variant; done
+for variant in mmms_ba_32 motion_expert whole_x3; do
+  folds="0 1 2 3"; [ $variant = whole_x3 ] && folds="0 1"
+  for fold in $folds; do
+    out="$work/eval-dev/$variant/fold$fold/seed0"
+    mkdir -p "$out"
+    avdf evaluate --manifest "$work/folds/fold$fold.jsonl" --split dev --cache "$work/cache" \
+      --checkpoint "$work/train/$variant/fold$fold/seed0/model-tuned.ckpt" --out "$out" \
+      --json "$out/scores.json" --force > "$out/dev.md" 2>/dev/null
+  done
+  python "$here/threshold_rules.py" "$work" $variant
+done
