@@ -663,7 +663,8 @@ def tune_checkpoint(
     dataset, samples = load_split(dataset, root, split, manifest)
     _check_both_classes([int(s.label) for s in samples if s.label is not None])
     detector = detector or Detector.from_checkpoint(checkpoint)
-    if flip is not None:
+    if flip is not None and flip != detector.flip:
+        detector = copy.copy(detector)  # shares the model; the caller's keeps its setting
         detector.flip = flip
     fitted, held_out = None, []
     probe_failed: list[str] = []
