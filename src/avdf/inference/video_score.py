@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from avdf.errors import AvdfError
+from avdf.inference.calibration import logit
 from avdf.inference.probe import fit_logistic
 
 if TYPE_CHECKING:  # the detector imports this module
@@ -60,7 +61,6 @@ BASE_STATISTICS = VIDEO_STATISTICS[:9]
 # L2 on the standardised logits. Mean dev AUC over the 2-fold cross-fit of the four fold-0
 # seeds: 0.775 / 0.781 / 0.774 / 0.770 for 0.1 / 1 / 10 / 100 (dev only; test not looked at).
 RIDGE = 1.0
-_EPS = 1e-6
 
 
 def aggregate_video_score(
@@ -87,8 +87,8 @@ def video_statistics(steps: StepOutputs, best_proposal: float) -> np.ndarray:
     def peak_over_median(prob: np.ndarray) -> float:
         if not len(prob):
             return math.nan
-        top, middle = np.clip([np.max(prob), np.median(prob)], _EPS, 1.0 - _EPS)
-        return float(np.log(top / (1 - top)) - np.log(middle / (1 - middle)))
+        top, middle = logit([np.max(prob), np.median(prob)])
+        return float(top - middle)
 
     window, fake = steps.window_video_prob, steps.fake_prob
     values = [
@@ -103,13 +103,12 @@ def video_statistics(steps: StepOutputs, best_proposal: float) -> np.ndarray:
         float(best_proposal),
         float(np.max(window)) if len(window) else 0.0,
     ]
-    p = np.clip(np.asarray(values, np.float64), _EPS, 1.0 - _EPS)  # NaN stays NaN
     peaks = [
         peak_over_median(fake),
         peak_over_median(steps.audio_prob[steps.audio_present]),
         peak_over_median(steps.visual_prob[steps.face_present]),
     ]
-    return np.concatenate([np.log(p / (1.0 - p)), peaks])
+    return np.concatenate([logit(values), peaks])  # NaN stays NaN
 
 
 @dataclass(frozen=True)
