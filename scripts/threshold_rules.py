@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from avdf.evaluation.folds import fold_file, source_unit
-from avdf.evaluation.tune import best_threshold
+from avdf.metrics import best_threshold
 from avdf.reports.challenge import read_detection
 from avdf.types import read_manifest
 

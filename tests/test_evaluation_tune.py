@@ -15,7 +15,6 @@ from evaluation_corpus import synth_corpus
 from avdf.cli import main
 from avdf.evaluation.dataset import evaluate_dataset
 from avdf.evaluation.tune import (
-    best_threshold,
     fit_calibration,
     fit_temperature_shift,
     log_loss,
@@ -24,7 +23,7 @@ from avdf.evaluation.tune import (
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig, ProposalRescorer
 from avdf.inference.detector import Detector, bundled_checkpoint_path
-from avdf.metrics import roc_auc
+from avdf.metrics import best_threshold, roc_auc
 from avdf.models.checkpoint import load_checkpoint
 
 SPLIT = "train"  # 12 of the 16 videos, real and fake: more to tune on than dev's 2

@@ -59,7 +59,7 @@ from avdf.inference.video_score import (
     aggregate_video_score,
     video_statistics,
 )
-from avdf.metrics import evaluate_localization, roc_auc
+from avdf.metrics import best_threshold, evaluate_localization, roc_auc
 from avdf.types import Prediction, Sample
 
 # Raw video score pooling candidates: None is the untuned rule (max of the window mean and
@@ -315,36 +315,6 @@ def fit_temperature_shift(
         if converged:
             break
     return float(1.0 / a), float(-b / a)
-
-
-def best_threshold(
-    scores: Any, labels: Any, figure: str = "accuracy", prefer: float = 0.5
-) -> float:
-    """The threshold of best ``figure`` ("accuracy" or "f1") with "fake" meaning
-    ``score >= threshold``. Candidates are the midpoints between consecutive distinct scores
-    and the two ends (0 and 1); ties go to the candidate nearest ``prefer``."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels).astype(bool)
-    if s.shape != y.shape:
-        raise ValueError("need one label per score")
-    values = np.unique(s)
-    candidates = np.concatenate([[0.0], 0.5 * (values[1:] + values[:-1]), [1.0]])
-    positives, negatives = np.sort(s[y]), np.sort(s[~y])
-    # For each candidate: positives at or above it (TP) and negatives below it (TN).
-    tp = len(positives) - np.searchsorted(positives, candidates, side="left")
-    tn = np.searchsorted(negatives, candidates, side="left")
-    fp = len(negatives) - tn
-    fn = len(positives) - tp
-    if figure == "accuracy":
-        value = (tp + tn) / max(len(s), 1)
-    elif figure == "f1":
-        denominator = 2 * tp + fp + fn
-        value = np.divide(2.0 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
-    else:
-        raise ValueError(f"unknown figure {figure!r}; choose 'accuracy' or 'f1'")
-    best = value.max()
-    tied = candidates[value >= best - 1e-12]
-    return float(tied[np.argmin(np.abs(tied - prefer))])
 
 
 def fit_calibration(

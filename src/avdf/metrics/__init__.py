@@ -3,6 +3,7 @@
 from avdf.metrics.detection import (
     DetectionMetrics,
     average_precision,
+    best_threshold,
     detection_metrics,
     equal_error_rate,
     roc_auc,
@@ -36,6 +37,7 @@ __all__ = [
     "activitynet_map",
     "ap_ar",
     "average_precision",
+    "best_threshold",
     "detection_metrics",
     "equal_error_rate",
     "evaluate_localization",
