@@ -58,11 +58,12 @@ def rules(
         rows = [j for p in picked for j in by_person[people[p]]]
         if len(set(y[rows])) == 2:
             draws.append(best_threshold(s[rows], y[rows]))
+    refit = best_threshold(s, y)
     return {
         "tuned": tuned,
-        "dev refit": best_threshold(s, y),
+        "dev refit": refit,
         "0.5": 0.5,
-        "bagged": float(np.median(draws)) if draws else best_threshold(s, y),
+        "bagged": float(np.median(draws)) if draws else refit,
     }
 
 

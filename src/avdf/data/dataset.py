@@ -93,7 +93,6 @@ class WindowDataset(Dataset):
         self.spec = spec
         self.window_steps = window_steps
         self.train = train
-        self.windows_per_video = windows_per_video
         self.fake_window_fraction = fake_window_fraction
         self.hop_steps = hop_steps or window_steps
         self.in_memory = in_memory
