@@ -13,9 +13,21 @@ from avdf.timebase import MediaSpec
 DEFAULT_SPEC = MediaSpec()
 
 
-def tiny_checkpoint(path: Path, spec: MediaSpec = DEFAULT_SPEC, window_steps: int = 32) -> Path:
-    torch.manual_seed(0)
+def tiny_checkpoint(
+    path: Path,
+    spec: MediaSpec = DEFAULT_SPEC,
+    window_steps: int = 32,
+    seed: int = 0,
+    experts: tuple[str, ...] = (),
+) -> Path:
+    torch.manual_seed(seed)
     model = create_model(
-        "mmms_ba", spec=spec, block_dim=16, block_width=4, gru_hidden=16, context_dim=16
+        "mmms_ba",
+        spec=spec,
+        block_dim=16,
+        block_width=4,
+        gru_hidden=16,
+        context_dim=16,
+        experts=list(experts),
     )
     return save_checkpoint(path, model, spec, extra={"window_steps": window_steps})

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "avdf.cli.tune",
         "fit decoding and calibration on a dev split, stored in the checkpoint",
     ),
+    "ensemble": ("avdf.cli.ensemble", "average trained checkpoints into one (then tune it)"),
 }
 
 

@@ -12,7 +12,7 @@ LightningModule's attribute prefix (``model.``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,8 @@ def load_checkpoint(
         name = str(meta["model_name"])
         kwargs = dict(meta.get("model_kwargs") or {})
         state = _upgrade_head(kwargs, state)
-        _upgrade_options(kwargs)
+        if name != "ensemble":  # an ensemble's members were saved fully resolved
+            _upgrade_options(kwargs)
         spec_raw = meta["media_spec"]
         spec = spec_raw if isinstance(spec_raw, MediaSpec) else MediaSpec.from_dict(spec_raw)
         model = create_model(name, **kwargs)
@@ -161,3 +162,50 @@ def load_checkpoint(
         "extra": extra,
     }
     return model, spec, info
+
+
+def ensemble_checkpoint(
+    members: Sequence[str | Path], path: str | Path
+) -> tuple[Path, dict[str, Any]]:
+    """Write an untuned ensemble (:mod:`avdf.models.ensemble`) of the trained checkpoints
+    ``members`` to ``path``; returns it with the extra it stores.
+
+    Only the members' weights are taken: decoding, calibration and video-score parts
+    that ``avdf tune`` stored in them are not, because they were fitted to one member's
+    outputs; tune the ensemble afresh. Members must share the MediaSpec and training
+    window, else :class:`InputError` naming the first member that differs.
+    """
+    from avdf.models.ensemble import Ensemble
+
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two checkpoints")
+    loaded = [(Path(m), *load_checkpoint(m)) for m in members]
+    first_path, _, spec, first_info = loaded[0]
+    window = _window_steps(first_info)
+    for member_path, _, member_spec, info in loaded[1:]:
+        if member_spec != spec:
+            raise InputError(member_path, f"media spec {member_spec} differs from {first_path}'s")
+        if _window_steps(info) != window:
+            raise InputError(member_path, f"training window differs from {first_path}'s")
+    try:
+        ensemble = create_model(
+            "ensemble",
+            members=[
+                {"name": info["model_name"], "kwargs": info["model_kwargs"]} for *_, info in loaded
+            ],
+        )
+    except ValueError as error:
+        raise InputError(first_path, f"cannot be ensembled with the others ({error})") from None
+    assert isinstance(ensemble, Ensemble)
+    for slot, (_, model, _, _) in zip(ensemble.members, loaded, strict=True):
+        slot.load_state_dict(model.state_dict())
+    extra: dict[str, Any] = {"members": [str(m) for m in members]}
+    if window is not None:
+        extra["window_steps"] = window
+    return save_checkpoint(path, ensemble, spec, extra), extra
+
+
+def _window_steps(info: Mapping[str, Any]) -> int | None:
+    """The training window a checkpoint records (as the Detector reads it), or None."""
+    window = info.get("window_steps") or (info.get("extra") or {}).get("window_steps")
+    return None if window is None else int(window)
