@@ -3,13 +3,16 @@ folds × seeds, per variant, and a bootstrap over *sources* for the difference o
 
 Usage: python scripts/fold_table.py FOLDS_DIR VARIANT_DIR [VARIANT_DIR ...]
            [--compare A B] [--resamples 1000] [--seed 0] [--threshold 0.5] [--per-run]
+           [--seed-of VARIANT=SEED ...]
 
 FOLDS_DIR holds the fold manifests of ``scripts/make_folds.py`` (fold<k>.jsonl; their test
 split gives the labels and each video's source). Each VARIANT_DIR (its name is the column
 header) holds one prediction folder per run at ``fold<k>/<seed>/``: ``localization.json`` and
 ``detection.txt`` from ``avdf evaluate --manifest FOLDS_DIR/fold<k>.jsonl --split test --out
 ...``, and optionally ``scores.json`` from its ``--json``, whose detection threshold (the
-checkpoint's dev-tuned one) is used for ACC; without it ``--threshold``.
+checkpoint's dev-tuned one) is used for ACC; without it ``--threshold``. ``--seed-of
+VARIANT=SEED`` keeps only that variant's runs in ``fold<k>/SEED/`` (e.g. ``seed1``: to compare
+an ensemble with each of its member seeds).
 
 Metrics per run (official definitions, DESIGN §6): AP@0.5/0.75/0.95, AR@100/50/20/10, R@0.5
 of fake segments shorter than 0.5 s (first 100 proposals), video AUC and ACC. The bootstrap
@@ -201,9 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="ACC threshold for runs without scores.json (default 0.5)")  # fmt: skip
     parser.add_argument("--per-run", action="store_true",
                         help="also print every run's figures (to combine with other runs)")  # fmt: skip
+    parser.add_argument("--seed-of", action="append", default=[], metavar="VARIANT=SEED",
+                        help="keep only VARIANT's runs in fold<k>/SEED/ (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
 
     runs = {v.name: load_runs(v, args.threshold) for v in args.variants}
+    for choice in args.seed_of:
+        variant, _, seed = choice.partition("=")
+        if variant not in runs or not seed:
+            raise SystemExit(f"--seed-of {choice}: give VARIANT=S with VARIANT one of {list(runs)}")
+        runs[variant] = [r for r in runs[variant] if r.seed == seed]
+        if not runs[variant]:
+            raise SystemExit(f"--seed-of {choice}: {variant} has no run of seed {seed}")
     fold_ids = sorted({r.fold for rs in runs.values() for r in rs})
     folds = {k: load_fold_labels(args.folds, k) for k in fold_ids}
 

@@ -91,15 +91,54 @@ for how in peaks flip; do for variant in mmms_ba_32 motion_expert; do
     --compare "${variant}_$how" $variant --per-run
 done; done
 
-# Decision-threshold rules (session 17): the dev split scored by each tuned checkpoint.
+# Ensembles (session 18): trained runs averaged by `avdf ensemble`, then tuned and scored
+# like a run (WORK/train/ENSEMBLE/foldK/seed0).
+ensemble_members() {  # ensemble fold -> its members' model.ckpt
+  local t="$work/train"
+  case $1 in
+    ens_default_motion) echo "$t/mmms_ba_32/fold$2/seed0/model.ckpt $t/motion_expert/fold$2/seed0/model.ckpt" ;;
+    ens_seeds) echo "$t/mmms_ba_32/fold$2/seed0/model.ckpt $t/mmms_ba_32/fold$2/seed1/model.ckpt" ;;
+    ens3) echo "$(ensemble_members ens_seeds "$2") $t/motion_expert/fold$2/seed0/model.ckpt" ;;
+  esac
+}
+for variant in ens_default_motion ens_seeds ens3; do for fold in 0 1 2 3; do
+  run="$work/train/$variant/fold$fold/seed0"
+  out="$work/eval/$variant/fold$fold/seed0"
+  manifest="$work/folds/fold$fold.jsonl"
+  mkdir -p "$run" "$out"
+  # shellcheck disable=SC2046  # the member list is a word list on purpose
+  avdf ensemble $(ensemble_members $variant $fold) --out "$run/model.ckpt" --force
+  avdf tune "$run/model.ckpt" --manifest "$manifest" --split dev --cache "$work/cache" \
+    --out "$run/model-tuned.ckpt" --force > "$run/tune.md" 2>&1
+  avdf evaluate --manifest "$manifest" --split test --cache "$work/cache" \
+    --checkpoint "$run/model-tuned.ckpt" --out "$out" --json "$out/scores.json" \
+    --force > "$out/test.md" 2>/dev/null
+done; done
+python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/motion_expert" \
+  "$work/eval/ens_default_motion" --compare ens_default_motion mmms_ba_32
+python "$here/fold_table.py" "$work/folds" "$work/eval/motion_expert" \
+  "$work/eval/ens_default_motion" --compare ens_default_motion motion_expert
+for variant in ens_seeds ens3; do for seed in 0 1; do
+  # each member seed of the default against the ensemble (its runs are named seed0)
+  python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_32" "$work/eval/$variant" \
+    --compare $variant mmms_ba_32 --seed-of mmms_ba_32=seed$seed
+done; done
+python "$here/fold_table.py" "$work/folds" "$work/eval/motion_expert" "$work/eval/ens3" \
+  --compare ens3 motion_expert
+for variant in ens_default_motion ens_seeds ens3; do
+  python "$here/family_table.py" "$work" $variant --extent
+done
+
+# Decision-threshold rules (sessions 17-18): the dev split scored by each tuned checkpoint.
 for variant in mmms_ba_32 motion_expert whole_x3; do
   folds="0 1 2 3"; [ $variant = whole_x3 ] && folds="0 1"
-  for fold in $folds; do
-    out="$work/eval-dev/$variant/fold$fold/seed0"
+  seeds="0"; [ $variant = mmms_ba_32 ] && seeds="0 1"
+  for fold in $folds; do for seed in $seeds; do
+    out="$work/eval-dev/$variant/fold$fold/seed$seed"
     mkdir -p "$out"
     avdf evaluate --manifest "$work/folds/fold$fold.jsonl" --split dev --cache "$work/cache" \
-      --checkpoint "$work/train/$variant/fold$fold/seed0/model-tuned.ckpt" --out "$out" \
+      --checkpoint "$work/train/$variant/fold$fold/seed$seed/model-tuned.ckpt" --out "$out" \
       --json "$out/scores.json" --force > "$out/dev.md" 2>/dev/null
-  done
+  done; done
   python "$here/threshold_rules.py" "$work" $variant
 done

@@ -96,3 +96,8 @@ def test_mean_sd_over_folds_and_seeds_and_the_source_bootstrap(tmp_path: Path) -
     # Swapping the pair flips the sign.
     _, swapped = _table(str(folds), str(perfect), str(weak), "--compare", "weak", "perfect")
     assert swapped["AR@100"][0] == "-56.7"
+
+    # --seed-of keeps one seed's runs of a variant: weak's seed s1 alone (AR@100 0).
+    table, one_seed = _table(str(folds), str(perfect), str(weak), "--seed-of", "weak=s1")
+    assert table["folds × seeds"] == ["2 runs", "1 runs"] and table["AR@100"][1] == "0.0 ± 0.0"
+    assert one_seed["AR@100"][0] == "100.0"  # paired on fold 0 only, the fold s1 has
