@@ -25,6 +25,8 @@ from avdf.timebase import MediaSpec
 from avdf.types import MODALITIES
 
 SPEC = MediaSpec(face_size=32, mouth_size=24)  # small crops: same code paths, 4x less work
+# Every registered architecture; an ensemble combines trained models (tests/test_ensemble.py).
+ARCHITECTURES = [name for name in list_models() if name != "ensemble"]
 SUBSETS = [
     tuple(c) for r in (1, 2, 3) for c in itertools.combinations(MODALITIES, r)
 ]  # all 7 non-empty subsets
@@ -76,7 +78,7 @@ def test_registry_has_the_paper_variants() -> None:
         create_model("no_such_model")
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_model_describes_itself(name: str) -> None:
     model = build(name)
     assert model.model_name == name
@@ -97,7 +99,7 @@ def test_paper_variant_uses_paper_sizes() -> None:
 
 
 @pytest.mark.parametrize("modalities", SUBSETS, ids="+".join)
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_output_shapes(name: str, modalities: tuple[str, ...]) -> None:
     model = build(name, modalities=modalities).eval()
     inputs = make_inputs(2, 7)
@@ -127,7 +129,7 @@ def test_mmms_ba_fusion_width(modalities: tuple[str, ...], expected: int) -> Non
     assert model.fusion.out_dim == expected * SMALL["context_dim"]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_padding_never_changes_real_steps(name: str) -> None:
     model = build(name).eval()
     short = make_inputs(2, 20, seed=1)
@@ -162,7 +164,7 @@ def test_gru_is_packed_padding_would_otherwise_leak() -> None:
     assert differs  # unmasked, the later steps influence earlier ones (bidirectional GRU)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_absent_modality_values_are_never_read(name: str) -> None:
     model = build(name).eval()
     zeros = make_inputs(2, 12, seed=5)
@@ -181,7 +183,7 @@ def test_absent_modality_values_are_never_read(name: str) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_all_absent_modality_gives_no_nan(name: str) -> None:
     model = build(name)
     inputs = make_inputs(2, 9)
@@ -192,7 +194,7 @@ def test_all_absent_modality_gives_no_nan(name: str) -> None:
         assert all(torch.isfinite(v).all() for v in out.values())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_gradient_reaches_every_parameter(name: str) -> None:
     model = build(name, modality_dropout=0.0).train()
     out = model(**make_inputs(2, 8, seed=6))
