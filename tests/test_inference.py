@@ -11,6 +11,7 @@ import av
 import media_fixtures as fx
 import numpy as np
 import pytest
+import tiny_models
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,6 @@ from avdf.errors import InputError
 from avdf.inference.decode import DecodeConfig, decode_proposals, soft_nms
 from avdf.inference.detector import Detector, aggregate_video_score
 from avdf.inference.sliding import OverlapStitcher, iter_windows, window_weights
-from avdf.models import create_model, save_checkpoint
 from avdf.preprocess.features import N_LANDMARKS, VideoFeatures
 from avdf.timebase import MediaSpec
 
@@ -255,18 +255,7 @@ CLIP = fx.talking("talking-face_pc-avs_517600055.mp4")  # 4.48 s, 224x224, with 
 
 def tiny_checkpoint(path: Path, window_steps: int = 32) -> Path:
     """A real MMMS-BA, randomly initialised and small, saved as avdf saves checkpoints."""
-    torch.manual_seed(0)
-    spec = MediaSpec()
-    model = create_model(
-        "mmms_ba",
-        spec=spec,
-        block_dim=16,
-        block_width=4,
-        gru_hidden=16,
-        context_dim=16,
-        fusion_dim=16,
-    )
-    return save_checkpoint(path, model, spec, extra={"window_steps": window_steps})
+    return tiny_models.tiny_checkpoint(path, window_steps=window_steps, fusion_dim=16)
 
 
 def video_without_audio(src: Path, dst: Path) -> Path:

@@ -19,15 +19,10 @@ def tiny_checkpoint(
     window_steps: int = 32,
     seed: int = 0,
     experts: tuple[str, ...] = (),
+    **sizes: int,
 ) -> Path:
+    """``sizes`` override the small sizes below (e.g. ``fusion_dim``)."""
     torch.manual_seed(seed)
-    model = create_model(
-        "mmms_ba",
-        spec=spec,
-        block_dim=16,
-        block_width=4,
-        gru_hidden=16,
-        context_dim=16,
-        experts=list(experts),
-    )
+    small = {"block_dim": 16, "block_width": 4, "gru_hidden": 16, "context_dim": 16, **sizes}
+    model = create_model("mmms_ba", spec=spec, experts=list(experts), **small)
     return save_checkpoint(path, model, spec, extra={"window_steps": window_steps})
