@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     for choice in args.seed_of:
         variant, _, seed = choice.partition("=")
         if variant not in runs or not seed:
-            raise SystemExit(f"--seed-of {choice}: give VARIANT=S with VARIANT one of {list(runs)}")
+            raise SystemExit(
+                f"--seed-of {choice}: give VARIANT=SEED with VARIANT one of {list(runs)}"
+            )
         runs[variant] = [r for r in runs[variant] if r.seed == seed]
         if not runs[variant]:
             raise SystemExit(f"--seed-of {choice}: {variant} has no run of seed {seed}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from avdf.evaluation.folds import fold_file, source_unit
-from avdf.metrics import best_threshold
+from avdf.metrics import best_threshold, threshold_metrics
 from avdf.reports.challenge import read_detection
 from avdf.types import read_manifest
 
@@ -92,7 +92,7 @@ def main() -> None:
         y = np.array([labels[i] for i in test])
         cells = []
         for name, t in thresholds.items():
-            acc = float(np.mean((s >= t) == y))
+            acc = threshold_metrics(s, y, t)["accuracy"]
             accuracy.setdefault(name, []).append(acc)
             cells.append(f"{100 * acc:.1f} (t {t:.2f})")
         print(f"| {args.variant} {run.parent.name} {run.name} | " + " | ".join(cells) + " |")

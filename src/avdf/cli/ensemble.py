@@ -30,8 +30,6 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and not args.force:
             raise OutputExistsError(out)
-        if len(args.members) < 2:
-            raise AvdfError("give at least two checkpoints to ensemble")
         from avdf.models.checkpoint import ensemble_checkpoint  # torch: not for --help
 
         ensemble_checkpoint(args.members, out)

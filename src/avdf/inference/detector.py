@@ -45,6 +45,7 @@ from avdf.inference.decode import DecodeConfig, ProposalRescorer, decode_proposa
 from avdf.inference.probe import VideoProbe
 from avdf.inference.sliding import OverlapStitcher, iter_windows
 from avdf.inference.video_score import VideoStacker, aggregate_video_score, video_statistics
+from avdf.models.checkpoint import trained_window_steps
 from avdf.preprocess.features import VideoFeatures
 from avdf.timebase import MediaSpec
 from avdf.types import Prediction, ScoredSegment
@@ -157,7 +158,7 @@ class Detector:
         # Test-time flip: the model also sees every window's face and mouth crops mirrored
         # (as in training's augmentation) and its outputs are averaged.
         self.flip = bool(tuned.get("test_time_flip", False)) if flip is None else flip
-        trained = self.info.get("window_steps") or tuned.get("window_steps")
+        trained = trained_window_steps(self.info)
         self.window_steps = int(window_steps or trained or DEFAULT_WINDOW_STEPS)
         self.hop_steps = hop_steps or max(1, self.window_steps // 2)
         self.batch_size = batch_size

@@ -175,17 +175,15 @@ def ensemble_checkpoint(
     outputs; tune the ensemble afresh. Members must share the MediaSpec and training
     window, else :class:`InputError` naming the first member that differs.
     """
-    from avdf.models.ensemble import Ensemble
-
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two checkpoints")
     loaded = [(Path(m), *load_checkpoint(m)) for m in members]
     first_path, _, spec, first_info = loaded[0]
-    window = _window_steps(first_info)
+    window = trained_window_steps(first_info)
     for member_path, _, member_spec, info in loaded[1:]:
         if member_spec != spec:
             raise InputError(member_path, f"media spec {member_spec} differs from {first_path}'s")
-        if _window_steps(info) != window:
+        if trained_window_steps(info) != window:
             raise InputError(member_path, f"training window differs from {first_path}'s")
     try:
         ensemble = create_model(
@@ -196,7 +194,6 @@ def ensemble_checkpoint(
         )
     except ValueError as error:
         raise InputError(first_path, f"cannot be ensembled with the others ({error})") from None
-    assert isinstance(ensemble, Ensemble)
     for slot, (_, model, _, _) in zip(ensemble.members, loaded, strict=True):
         slot.load_state_dict(model.state_dict())
     extra: dict[str, Any] = {"members": [str(m) for m in members]}
@@ -205,7 +202,7 @@ def ensemble_checkpoint(
     return save_checkpoint(path, ensemble, spec, extra), extra
 
 
-def _window_steps(info: Mapping[str, Any]) -> int | None:
-    """The training window a checkpoint records (as the Detector reads it), or None."""
+def trained_window_steps(info: Mapping[str, Any]) -> int | None:
+    """The training window (steps) a loaded checkpoint's ``info`` records, or None."""
     window = info.get("window_steps") or (info.get("extra") or {}).get("window_steps")
     return None if window is None else int(window)
