@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts
 from family_table import edit_families  # noqa: E402
 from feature_probe import VisualEncoder, grey_faces  # noqa: E402
 
+from avdf.inference.video_score import top_fraction_mean  # noqa: E402
 from avdf.io.decode import read_audio  # noqa: E402
 from avdf.metrics import roc_auc  # noqa: E402
 from avdf.preprocess.cache import CacheReader, cache_path_for  # noqa: E402
@@ -206,11 +207,6 @@ def active_steps(audio: np.ndarray, n: int) -> np.ndarray:
     return rms >= ACTIVE_AUDIO_RATIO * np.sqrt(np.mean(padded.astype(np.float64) ** 2))
 
 
-def top_mean(values: np.ndarray, share: float = 0.1) -> float:
-    k = max(1, int(round(share * len(values))))
-    return float(np.sort(values)[-k:].mean())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest", type=Path)
@@ -239,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         fake = SPEC.segments_mask(sample.fake_segments, n)
         per_step = {name: score(av, v) for name, score in scores.items()}
         for name, s in per_step.items():
-            video[name][sample.id] = top_mean(s[mask] if mask.any() else s)
+            video[name][sample.id] = top_fraction_mean(s[mask] if mask.any() else s, 0.1)
         if sample.label == 0:
             reals.append(sample.id)
             shift = int(SHIFT_SECONDS * SPEC.sample_rate)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,50 @@ def test_every_source_is_in_exactly_one_test_fold(n_people: int, k: int, seed: i
     sizes = [len(f.split("test")) for f in folds]
     largest = max(sum(source_unit(s) == u for s in samples) for u in people)
     assert max(sizes) - min(sizes) <= largest
+
+
+def test_extra_people_join_every_train_split_and_change_nothing_else() -> None:
+    samples = _corpus(9, 3)
+    plain = make_folds(samples, 4)
+
+    # Another corpus's people (q*), two of its videos borrowing the speech file that the main
+    # corpus's videos also borrow (a unit dealt to one fold), one borrowing its own speech file.
+    def other_people(sample: Sample) -> Sample:
+        def q(name: str) -> str:
+            return name.replace("/p", "/q")
+
+        edits = [{**e, **{m: {**e[m], "donor": q(e[m]["donor"])} for m in ("audio", "visual")
+                          if m in e}} for e in sample.extra["edits"]]  # fmt: skip
+        return replace(sample, id=f"extra/{sample.id}", path=f"/e/{sample.id}.mp4", extra={
+            **sample.extra, "source": q(sample.extra["source"]), "edits": edits,
+            "speaker": sample.extra["speaker"].replace("p", "q")})  # fmt: skip
+
+    extra = [other_people(s) for s in _corpus(3, 4)[:20]]
+
+    def borrowing(sample: Sample, new_id: str, voice: str) -> Sample:
+        edit = {"segment": [0.5, 1.0], "audio": {"family": "x", "donor": voice}}
+        return replace(sample, id=new_id, extra={**sample.extra, "edits": [edit]})
+
+    voiced = borrowing(extra[0], "extra/voiced", "speech/s1.wav")
+    own_voice = borrowing(extra[1], "extra/own", "speech/only_extra.wav")
+    extra += [voiced, own_voice]
+    s1_users = sorted(s.id for s in extra if "speech/s1.wav" in donor_units(s, {}))
+    folds = make_folds(samples, 4, extra)
+    speech_fold = [f.index for f in plain if "extra/voiced" not in {
+        s.id for s in folds[f.index].samples}]  # fmt: skip
+    assert len(speech_fold) == 1  # left out exactly where its donor voice is tested
+    for before, after in zip(plain, folds, strict=True):
+        for name in ("dev", "test"):
+            assert [s.id for s in after.split(name)] == [s.id for s in before.split(name)]
+        added = [s for s in after.split("train") if s.id.startswith("extra/")]
+        assert [s.id for s in after.split("train") if not s.id.startswith("extra/")] == [
+            s.id for s in before.split("train")
+        ]
+        assert after.extra_train == len(added)
+        assert "extra/own" in {s.id for s in added}  # a voice no fold tests never blocks
+        blocked = s1_users if after.index in speech_fold else []
+        assert len(added) == len(extra) - len(blocked)
+        assert sorted(after.left_out) == sorted(before.left_out + blocked)
 
 
 def test_too_few_sources_or_folds_is_an_error() -> None:

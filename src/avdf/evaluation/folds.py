@@ -21,6 +21,12 @@ Rules, in order:
   are unseen in training and tuning. A test video keeps its donors from other folds (its
   main identity is unseen; the borrowed material is only inside its fake segment).
 
+**Extra training people.** Videos of another corpus whose people are in no fold (e.g. a corpus
+``avdf synth`` made from other real clips) may be added to every fold's ``train`` split
+(``extra_train``): more people to learn from, the same dev and test people. Their ids carry a
+prefix so they cannot collide with the corpus's own; one of them is left out of fold k when it
+borrowed a voice that is one of fold k's test units.
+
 Each fold is written as a JSONL manifest (``fold<k>.jsonl``, Samples with ``split`` rewritten
 to train / dev / test) that ``data.manifest`` of a training config, ``avdf evaluate
 --manifest`` and ``avdf tune --manifest`` read; sample ids are the corpus's own, so one
@@ -99,14 +105,18 @@ class Fold:
     test_units: list[str]
     dev_units: list[str]
     left_out: list[str] = field(default_factory=list)  # ids dropped for a test-fold donor
+    extra_train: int = 0  # videos of extra people added to train
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
 
 
-def make_folds(samples: Sequence[Sample], k: int = 5) -> list[Fold]:
-    """K source-disjoint folds of ``samples`` (every split of the corpus); see the module
-    docstring for the rules."""
+def make_folds(
+    samples: Sequence[Sample], k: int = 5, extra_train: Sequence[Sample] = ()
+) -> list[Fold]:
+    """K source-disjoint folds of ``samples`` (every split of the corpus), with the videos of
+    ``extra_train`` (people in no fold, ids distinct from ``samples``') added to each fold's
+    train split; see the module docstring for the rules."""
     if k < 3:
         raise ValueError(f"need at least 3 folds (train, dev and test each get one), got {k}")
     units = {s.id: source_unit(s) for s in samples}
@@ -138,9 +148,16 @@ def make_folds(samples: Sequence[Sample], k: int = 5) -> list[Fold]:
                 left_out.append(sample.id)
                 continue
             kept.append(replace(sample, split=role, extra={**sample.extra, "fold": index}))
+        added = 0
+        for sample in extra_train:
+            if any(fold_of.get(u) == index for u in donor_units(sample, unit_of_source)):
+                left_out.append(sample.id)
+                continue
+            kept.append(replace(sample, split="train", extra={**sample.extra, "fold": index}))
+            added += 1
         test_units = sorted(u for u in main_units if fold_of[u] == index)
         dev_units = sorted(u for u in main_units if fold_of[u] == dev_index)
-        folds.append(Fold(index, kept, test_units, dev_units, left_out))
+        folds.append(Fold(index, kept, test_units, dev_units, left_out, added))
     return folds
 
 
@@ -166,14 +183,24 @@ def write_folds(folds: Iterable[Fold], out_dir: str | Path, force: bool = False)
         summary["folds"].append(
             {"fold": fold.index, "manifest": path.name, "videos": counts,
              "test_units": fold.test_units, "dev_units": fold.dev_units,
-             "left_out": fold.left_out}
+             "left_out": fold.left_out, "extra_train": fold.extra_train}
         )  # fmt: skip
     write_text_atomic(paths[-1], json.dumps(summary, indent=1) + "\n")
     return paths
 
 
-def folds_of_corpus(root: str | Path, k: int = 5, dataset: str = "lavdf") -> list[Fold]:
-    """Every video of the corpus at ``root`` (all splits, paths absolute) in K folds."""
+def folds_of_corpus(
+    root: str | Path, k: int = 5, dataset: str = "lavdf", extra_train: str | Path | None = None
+) -> list[Fold]:
+    """Every video of the corpus at ``root`` (all splits, paths absolute) in K folds; with
+    ``extra_train``, every video of that corpus (same dataset kind) added to each fold's train
+    split, its ids prefixed with the folder's name."""
     from avdf.datasets import load_dataset
 
-    return make_folds(load_dataset(dataset, Path(root).resolve()), k)
+    extra: list[Sample] = []
+    if extra_train is not None:
+        extra_root = Path(extra_train).resolve()
+        extra = [
+            replace(s, id=f"{extra_root.name}/{s.id}") for s in load_dataset(dataset, extra_root)
+        ]
+    return make_folds(load_dataset(dataset, Path(root).resolve()), k, extra)

@@ -63,6 +63,12 @@ BASE_STATISTICS = VIDEO_STATISTICS[:9]
 RIDGE = 1.0
 
 
+def top_fraction_mean(values: np.ndarray, fraction: float) -> float:
+    """The mean of the ``ceil(fraction * N)`` largest of N (>= 1) values."""
+    k = max(1, math.ceil(fraction * len(values) - 1e-9))
+    return float(np.mean(np.partition(values, len(values) - k)[-k:]))
+
+
 def aggregate_video_score(
     window_video_prob: np.ndarray, fake_prob: np.ndarray, top_fraction: float | None = None
 ) -> float:
@@ -70,8 +76,7 @@ def aggregate_video_score(
     ``top_fraction`` q the mean of the ``ceil(q * N)`` largest of the N step probabilities
     (:mod:`avdf.inference.detector`'s docstring says why)."""
     if top_fraction is not None and len(fake_prob):
-        k = max(1, math.ceil(top_fraction * len(fake_prob) - 1e-9))
-        return float(np.mean(np.partition(fake_prob, len(fake_prob) - k)[-k:]))
+        return top_fraction_mean(fake_prob, top_fraction)
     window_mean = float(np.mean(window_video_prob)) if len(window_video_prob) else 0.0
     step_max = float(np.max(fake_prob)) if len(fake_prob) else 0.0
     return max(window_mean, step_max)

@@ -103,11 +103,14 @@ def discover(root: str | Path | None = None) -> SourceMedia:
     base = Path(root) if root is not None else default_media_root()
     if not (base / "talking").is_dir():
         raise InputError(base, "source media folder has no talking/ subfolder")
-    talking = tuple(sorted(p.resolve() for p in _files(base / "talking") if _is_talking_clip(p)))
-    speech = tuple(sorted(p.resolve() for p in _files(base / "speech") if _has_audio(p)))
+    # Absolute, not resolved: a linked-in file keeps its name under the folder ("speech/x.wav"),
+    # which is how folds recognise a donor voice shared by two corpora.
+    base = base.absolute()
+    talking = tuple(sorted(p for p in _files(base / "talking") if _is_talking_clip(p)))
+    speech = tuple(sorted(p for p in _files(base / "speech") if _has_audio(p)))
     if not talking:
         raise InputError(base / "talking", "no decodable talking-face videos (video + audio)")
-    return SourceMedia(base.resolve(), talking, speech)
+    return SourceMedia(base, talking, speech)
 
 
 def _files(folder: Path) -> list[Path]:
