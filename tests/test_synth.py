@@ -45,6 +45,7 @@ from avdf.synth.sources import (
     assign_splits,
     bundled_media_root,
     discover,
+    name_in,
     person_of,
 )
 from avdf.synth.visual_edits import VISUAL_FAMILIES, feathered_mask
@@ -386,6 +387,22 @@ def test_sources_are_probed_not_matched_by_extension(tmp_path: Path) -> None:
     # Video + audio for talking (an audio-only file is not a talking clip), audio for speech.
     assert [p.name for p in found.talking] == ["a.bin", "lipnet_grid_sbwe5n.mpg"]
     assert [p.name for p in found.speech] == ["s.data"]
+
+
+def test_linked_in_sources_keep_their_names_in_the_media_folder(tmp_path: Path) -> None:
+    # A media folder assembled from links (how a second corpus borrows the shared speech
+    # folder): sources must be named by their place in this folder, not by the link's target,
+    # or the folds cannot recognise a donor voice two corpora share.
+    bundled = bundled_media_root()
+    (tmp_path / "talking").mkdir()
+    clips = sorted(p for p in (bundled / "talking").iterdir() if p.suffix in {".mp4", ".mpg"})
+    for clip in clips:
+        (tmp_path / "talking" / clip.name).symlink_to(clip)
+    (tmp_path / "speech").symlink_to(bundled / "speech", target_is_directory=True)
+    found = discover(tmp_path)
+    assert [name_in(p, found.root) for p in found.talking] == [f"talking/{c.name}" for c in clips]
+    speech = [name_in(p, found.root) for p in found.speech]
+    assert speech and all(n.startswith("speech/") for n in speech)
 
 
 def test_prepared_sources_have_a_face_in_every_clip(pools: SourcePools) -> None:

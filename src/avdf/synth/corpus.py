@@ -36,6 +36,7 @@ from avdf.synth.sources import (
     assign_splits,
     discover,
     load_speech,
+    name_in,
     prepare_talking,
 )
 from avdf.synth.visual_edits import VISUAL_FAMILIES, VisualContext
@@ -146,13 +147,9 @@ def _load_pools(media: SourceMedia, spec: MediaSpec) -> SourcePools:
     talking = {s: [prepare_talking(p, media.root, spec) for p in talking_splits[s]] for s in SPLITS}
     speech: dict[str, list[tuple[str, np.ndarray]]] = {}
     for s in SPLITS:
-        pool = [(_relative(p, media.root), load_speech(p, spec)) for p in speech_splits[s]]
+        pool = [(name_in(p, media.root), load_speech(p, spec)) for p in speech_splits[s]]
         speech[s] = pool
     return SourcePools(spec, talking, speech, media.root)
-
-
-def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
 # --- planning --------------------------------------------------------------------------------

@@ -113,6 +113,12 @@ def discover(root: str | Path | None = None) -> SourceMedia:
     return SourceMedia(base, talking, speech)
 
 
+def name_in(path: Path, root: Path) -> str:
+    """A source's name in the corpus metadata: its place under the media folder
+    (``talking/x.mp4``, ``speech/y.wav``), or its bare name when it lies elsewhere."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
 def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -228,7 +234,7 @@ def prepare_talking(path: Path, root: Path, spec: MediaSpec) -> TalkingSource:
     need = n * spec.samples_per_frame
     audio = np.pad(audio[:need], (0, max(0, need - len(audio))))
     return TalkingSource(
-        name=path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name,
+        name=name_in(path, root),
         person=person_of(path),
         frames=cropped,
         audio=audio.astype(np.float32),
