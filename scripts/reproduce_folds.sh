@@ -142,3 +142,37 @@ for variant in mmms_ba_32 motion_expert whole_x3; do
   done; done
   python "$here/threshold_rules.py" "$work" $variant
 done
+
+# More people in training (sessions 19-20): a second corpus made from realworld-train's real
+# clips with audio (13 people absent from media/talking) joins every fold's train split
+# (`make_folds.py --extra-train`; dev and test unchanged). Compute-matched against the same
+# recipe without them: 2 windows per video per epoch against 3 (~920 against ~850 windows).
+shared=${SHARED:-../shared}
+extra_media="$work/extra_media"
+mkdir -p "$extra_media/talking"
+awk -F'\t' '$2 == "real" && $10 == "yes" {print $1}' "$shared/realworld-train/labels.tsv" |
+  while read -r clip; do
+    ln -sf "$(cd "$shared/realworld-train" && pwd)/$clip" "$extra_media/talking/$clip"
+  done
+ln -sfn "$(cd "$shared/media/speech" && pwd)" "$extra_media/speech"
+[ -f "$work/extra_synth/metadata.json" ] || avdf synth --out "$work/extra_synth" --videos 180 \
+  --seed 1 --source-media "$extra_media" --workers 2 --quiet
+[ -f "$work/folds_people/folds.json" ] || python "$here/make_folds.py" "$work/synth" \
+  "$work/folds_people" --k 4 --extra-train "$work/extra_synth"
+for fold in 0 1 2 3; do  # the cache is keyed by the manifest's ids
+  avdf preprocess "$work/folds_people/fold$fold.jsonl" --out "$work/cache" --workers 2 --quiet
+done
+short="--set model.kwargs.experts=[] --set trainer.limit_val_batches=5 \
+--set trainer.early_stopping_patience=40"
+for seed in 0 1; do for fold in 0 1 2 3; do
+  # shellcheck disable=SC2086
+  echo "$here/run_fold.sh $work mmms_ba_16 $fold $seed 16 synth_mmms_ba.yaml $short \
+    --set data.windows_per_video=3"
+  echo "TRAIN_MANIFEST=$work/folds_people/fold$fold.jsonl $here/run_fold.sh $work \
+    more_people_16 $fold $seed 16 synth_mmms_ba.yaml $short --set data.windows_per_video=2"
+done; done | xargs -P 2 -I{} sh -c "{}"
+python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_16" "$work/eval/more_people_16" \
+  --per-run --compare more_people_16 mmms_ba_16
+for variant in mmms_ba_16 more_people_16; do
+  python "$here/family_table.py" "$work" $variant --extent
+done

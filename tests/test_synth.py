@@ -488,6 +488,17 @@ def test_cli_refuses_to_overwrite(
     assert (out / "metadata.json").read_bytes() == before
 
 
+def test_cli_says_when_the_tts_family_is_left_out(
+    corpus: tuple[Path, list[dict]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # Without espeak-ng the same seed gives another corpus (no TTS family): never silently.
+    out, _ = corpus
+    monkeypatch.setattr(tts, "available", lambda: False)
+    assert cli_main(["synth", "--out", str(out), "--videos", "2"]) == 1  # refuses to overwrite
+    err = capsys.readouterr().err
+    assert "espeak-ng is not installed" in err and "tts_word_replacement" in err
+
+
 def test_contact_sheet_script(corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "scripts" / "contact_sheet.py"
     loader = importlib.util.spec_from_file_location("contact_sheet", script)

@@ -28,8 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdf.synth import build_corpus
+    from avdf.synth import build_corpus, tts
 
+    if not tts.available():  # the corpus changes, so say so before building it
+        print(
+            f"avdf synth: warning: {tts.PROGRAM} is not installed, so the tts_word_replacement "
+            "family is left out and this corpus differs from one built with it (Debian package "
+            f"{tts.PROGRAM})",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     try:
         records = build_corpus(
