@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 10 hours on 2 CPU cores with the defaults (50 runs, 16 retunes).
+# ../shared/media beside it). About 12 hours on 2 CPU cores with the defaults (66 runs, 16 retunes).
 # EPOCHS (default 10) is the ablation's length; the default model is also trained for 32
 # epochs (mmms_ba_32, the README's headline column; 16 epochs was the headline before
 # 2026-12-02: `mmms_ba_long`).
