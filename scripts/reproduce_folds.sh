@@ -165,7 +165,6 @@ done
 short="--set model.kwargs.experts=[] --set trainer.limit_val_batches=5 \
 --set trainer.early_stopping_patience=40"
 for seed in 0 1; do for fold in 0 1 2 3; do
-  # shellcheck disable=SC2086
   echo "$here/run_fold.sh $work mmms_ba_16 $fold $seed 16 synth_mmms_ba.yaml $short \
     --set data.windows_per_video=3"
   echo "TRAIN_MANIFEST=$work/folds_people/fold$fold.jsonl $here/run_fold.sh $work \
