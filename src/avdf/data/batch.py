@@ -71,3 +71,15 @@ def features_to_inputs(
     if streams:
         inputs["experts"] = streams
     return inputs
+
+
+def inputs_on(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """``inputs`` (as :func:`features_to_inputs` returns them) moved to ``device``."""
+    return {
+        key: inputs_on(value, device)
+        if isinstance(value, dict)
+        else value.to(device)
+        if isinstance(value, torch.Tensor)
+        else value
+        for key, value in inputs.items()
+    }

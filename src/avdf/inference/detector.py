@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avdf.data.batch import features_to_inputs
+from avdf.data.batch import features_to_inputs, inputs_on
 from avdf.errors import InputError
 from avdf.inference.calibration import Calibration
 from avdf.inference.decode import DecodeConfig, ProposalRescorer, decode_proposals
@@ -221,6 +221,10 @@ class Detector:
     def _forward(self, inputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One forward pass of :meth:`_run_batch`."""
         with torch.inference_mode():
+            # Validation during GPU training hands the detector a model on the GPU.
+            parameter = next(self.model.parameters(), None)
+            if parameter is not None:
+                inputs = inputs_on(inputs, parameter.device)
             out = self.model(**inputs)
             level_logits, level_boundaries = out.level_steps()  # (B, T, L), (B, T, L, 2)
             zeros = torch.zeros_like(out.fake_logits)
@@ -248,8 +252,9 @@ class Detector:
         summary = None  # NaN where a modality was absent from the window
         if out.block_summary is not None and out.block_summary_used is not None:
             used = out.block_summary_used
-            summary = torch.where(used, out.block_summary.float(), float("nan")).numpy()
-        return channels.float().numpy(), torch.sigmoid(out.video_logit).float().numpy(), summary
+            summary = torch.where(used, out.block_summary.float(), float("nan")).cpu().numpy()
+        video = torch.sigmoid(out.video_logit).float().cpu().numpy()
+        return channels.float().cpu().numpy(), video, summary
 
     def detect_steps(self, path: str | Path) -> StepOutputs:
         """Stitched per-step probabilities for the whole video at ``path``."""
