@@ -13,7 +13,10 @@ Usage: python scripts/make_realworld_manifest.py OUT.jsonl --realworld DIR
 - ``--synth DIR``: an ``avdf synth`` corpus (LAV-DF layout); its ``train`` and ``dev`` splits
   are kept, ``test`` is left out. Or ``--synth-manifest``: a source-disjoint fold
   (``scripts/make_folds.py``), whose train / dev rows are kept. ``--synth-limit N`` keeps the
-  first N videos of each synthetic split (smoke runs).
+  first N videos of each synthetic split (smoke runs). A synthetic video cut from, or borrowing
+  an edit from, a real-world clip outside the train split (an extra-people corpus built from
+  realworld-train's reals, ``scripts/make_folds.py --extra-train``) is left out: its person is
+  in dev or held out.
 - ``--hold-out K/G``: leave generators out. The real-world clips' fake families are dealt into
   G groups (``realworld.logo_folds(samples, n_groups=G)``); group K's fakes and its share of the
   reals (one re-encoded copy each) become the manifest's ``test`` split and are in neither
@@ -35,8 +38,9 @@ from pathlib import Path
 
 from avdf.atomic import atomic_path
 from avdf.datasets import load_dataset
-from avdf.datasets.realworld import copy_index, logo_folds
+from avdf.datasets.realworld import copy_index, logo_folds, source_file
 from avdf.errors import AvdfError, InputError
+from avdf.evaluation.folds import donor_names
 from avdf.types import Sample, read_manifest, write_manifest
 
 SPLITS: tuple[str, ...] = ("train", "dev")
@@ -75,6 +79,24 @@ def hold_out(samples: Sequence[Sample], spec: str | None) -> tuple[list[Sample],
     return kept, test
 
 
+def made_from(sample: Sample) -> set[str]:
+    """File names of the clips a synthetic video was cut from or borrowed an edit from."""
+    extra = sample.extra
+    names = {str(extra[key]) for key in ("source", "speaker") if extra.get(key)}
+    return {Path(name).name for name in names | donor_names(sample)}
+
+
+def without_held_people(
+    synthetic: Sequence[Sample], real_world: Sequence[Sample]
+) -> tuple[list[Sample], int]:
+    """(kept, how many left out): a synthetic video made from a real-world clip that is
+    outside the train split (e.g. an extra-people corpus built from realworld-train's reals)
+    would show a dev or held-out person to training."""
+    held = {source_file(s) for s in real_world if s.split != "train"}
+    kept = [s for s in synthetic if not made_from(s) & held]
+    return kept, len(synthetic) - len(kept)
+
+
 def synthetic_part(synth: Path | None, fold: Path | None, limit: int | None) -> list[Sample]:
     if synth is None and fold is None:
         return []
@@ -110,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         real_world += held_out
         synthetic = synthetic_part(args.synth, args.synth_manifest, args.synth_limit)
+        synthetic, left_out = without_held_people(synthetic, real_world)
         samples = synthetic + real_world
         ids = Counter(s.id for s in samples)
         clash = next((i for i, n in ids.items() if n > 1), None)
@@ -127,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen = [s for s in group_samples if s.split == split]
             n_fake = sum(s.label == 1 for s in chosen)
             print(f"| {split} | {part} | {n_fake} | {len(chosen) - n_fake} |")
+    if left_out:
+        print(
+            f"left out {left_out} synthetic videos made from real-world clips outside the train"
+            " split (their people are in dev or held out)"
+        )
     print(f"-> {args.out} ({len(samples)} videos)")
     return 0
 

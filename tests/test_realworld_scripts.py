@@ -265,6 +265,42 @@ def test_manifest_balances_the_real_world_part_and_keeps_synth_train_dev(
     assert config.data.manifest and config.data.val_split == "dev"
 
 
+def test_manifest_leaves_out_synthetic_videos_of_people_outside_train(
+    reencoded: Path, tmp_path: Path
+) -> None:
+    """An extra-people corpus cut from realworld-train's clips must not show training a
+    person of the dev split (session 21 found 53 such videos in a manifest)."""
+    from avdf.types import Sample, read_manifest, write_manifest
+
+    clip = str(fx.talking("talking-face_pc-avs_00067.mp4"))
+    synthetic = [
+        Sample(f"extra/train/{name}", "lavdf", "train", clip, 1.0, label=1,
+               extra={"source": f"talking/{name}", "speaker": name, "edits": []})
+        for name in ("a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4")
+    ]  # fmt: skip
+    # Cut from a clip of another corpus, but its mouth borrowed from a.mp4 (FLOAT: dev).
+    donor_edit = {"visual": {"donor": "talking/a.mp4"}, "audio": None}
+    synthetic.append(Sample("extra/train/donor", "lavdf", "train", clip, 1.0, label=1,
+                            extra={"source": "talking/other.mp4", "edits": [donor_edit]}))  # fmt: skip
+    fold = tmp_path / "fold0.jsonl"
+    write_manifest(synthetic, str(fold))
+    out = tmp_path / "mix.jsonl"
+    result = run("make_realworld_manifest.py", str(out), "--realworld", str(reencoded),
+                 "--synth-manifest", str(fold))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    samples = read_manifest(str(out))
+    held = {rw.source_file(s) for s in samples if s.dataset == "realworld" and s.split != "train"}
+    trained = {
+        rw.source_file(s) for s in samples if s.dataset == "realworld" and s.split == "train"
+    }
+    assert "a.mp4" in held and held.isdisjoint(trained)
+    kept = {s.id for s in samples if s.dataset == "lavdf"}
+    expected = {f"extra/train/{name}" for name in trained}
+    assert kept == expected and len(kept) >= 2
+    left_out = len(synthetic) - len(kept)
+    assert f"left out {left_out} synthetic videos" in result.stdout
+
+
 def test_hold_out_manifests_partition_generators_and_pool_into_one_auc(
     reencoded: Path, tmp_path: Path
 ) -> None:

@@ -77,10 +77,15 @@ def real_rank(file: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+def source_file(sample: Sample) -> str:
+    """The clip's file in the published folder (a re-encoded copy names its source)."""
+    return str(sample.extra.get("reencoded_from") or sample.extra["file"])
+
+
 def _real_key(sample: Sample) -> tuple[int, str]:
     # Re-encoded copies of one real clip (scripts/reencode_corpus.py) share their source's
     # rank, so they land in the same split and the same fold.
-    source = str(sample.extra.get("reencoded_from") or sample.extra["file"])
+    source = source_file(sample)
     return real_rank(source), source
 
 
