@@ -75,11 +75,12 @@ def features_to_inputs(
 
 def inputs_on(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """``inputs`` (as :func:`features_to_inputs` returns them) moved to ``device``."""
-    return {
-        key: inputs_on(value, device)
-        if isinstance(value, dict)
-        else value.to(device)
-        if isinstance(value, torch.Tensor)
-        else value
-        for key, value in inputs.items()
-    }
+    moved: dict[str, Any] = {}
+    for key, value in inputs.items():
+        if isinstance(value, dict):  # the expert streams
+            moved[key] = inputs_on(value, device)
+        elif isinstance(value, torch.Tensor):
+            moved[key] = value.to(device)
+        else:
+            moved[key] = value
+    return moved
