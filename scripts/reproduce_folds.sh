@@ -2,7 +2,7 @@
 # Rebuild the README's synthetic-corpus results: corpus -> feature cache -> 4 source-disjoint
 # folds -> per fold and seed: train, tune on dev, score test -> tables.
 # Usage: scripts/reproduce_folds.sh [WORK_DIR] [EPOCHS]   (from the repository root, with
-# ../shared/media beside it). About 12 hours on 2 CPU cores with the defaults (66 runs, 16 retunes).
+# ../shared beside it). About 13 hours on 2 CPU cores with the defaults (72 runs, 16 retunes).
 # EPOCHS (default 10) is the ablation's length; the default model is also trained for 32
 # epochs (mmms_ba_32, the README's headline column; 16 epochs was the headline before
 # 2026-12-02: `mmms_ba_long`).
@@ -174,4 +174,53 @@ python "$here/fold_table.py" "$work/folds" "$work/eval/mmms_ba_16" "$work/eval/m
   --per-run --compare more_people_16 mmms_ba_16
 for variant in mmms_ba_16 more_people_16; do
   python "$here/family_table.py" "$work" $variant --extent
+done
+
+# realworld-train's own people as synthetic fakes (session 21, docs/realworld.md): the bundled
+# recipe (fold 0's synthetic train + re-encoded realworld-train) with and without the extra
+# corpus above, seeds 0-2; scored on realworld-train's dev generators and on realworld-dev
+# (measured only). make_realworld_manifest.py leaves out extra videos of dev people.
+rw="$work/realworld"
+[ -f "$rw/train_reencoded/labels.tsv" ] || python "$here/reencode_corpus.py" \
+  "$shared/realworld-train" "$rw/train_reencoded" --real-copies 3
+for arm in "mix_fold0 folds" "mix_people_clean_fold0 folds_people"; do
+  set -- $arm
+  [ -f "$rw/$1.jsonl" ] || python "$here/make_realworld_manifest.py" "$rw/$1.jsonl" \
+    --synth-manifest "$work/$2/fold0.jsonl" --realworld "$rw/train_reencoded"
+  avdf preprocess "$rw/$1.jsonl" --out "$work/cache" --workers 2 --quiet
+done
+avdf preprocess "$shared/realworld-dev" --out "$rw/dev_cache" --workers 2 --quiet
+python - "$rw/mix_fold0.jsonl" "$rw/rwt_dev_as_test.jsonl" <<'PY'
+import json, sys  # the manifest's real-world dev clips as a `test` split for eval_realworld.py
+rows = [json.loads(line) for line in open(sys.argv[1])]
+with open(sys.argv[2], "w") as out:
+    for row in rows:
+        if row["split"] == "dev" and row["dataset"] == "realworld":
+            out.write(json.dumps({**row, "split": "test"}) + "\n")
+PY
+rw_set="--set data.windows_per_video=3 --set trainer.limit_val_batches=5 \
+--set trainer.early_stopping_patience=20"
+for seed in 0 1 2; do
+  echo "TRAIN_MANIFEST=$rw/mix_fold0.jsonl $here/run_fold.sh $work rw_16 0 $seed 16 \
+    realworld_mmms_ba.yaml $rw_set"
+  echo "TRAIN_MANIFEST=$rw/mix_people_clean_fold0.jsonl $here/run_fold.sh $work rw_people_16 0 \
+    $seed 16 realworld_mmms_ba.yaml $rw_set"
+done | xargs -P 2 -I{} sh -c "{}"
+python "$here/fold_table.py" "$work/folds" "$work/eval/rw_16" "$work/eval/rw_people_16" \
+  --per-run --compare rw_people_16 rw_16
+for set in rwt_dev realworld_dev; do
+  columns=()
+  for variant in rw_16 rw_people_16; do
+    files=()
+    for seed in 0 1 2; do
+      ckpt="$work/train/$variant/fold0/seed$seed/model-tuned.ckpt" json="$rw/${variant}_s${seed}_$set.json"
+      if [ $set = rwt_dev ]; then src="$rw/rwt_dev_as_test.jsonl" cache="$work/cache"
+      else src="$shared/realworld-dev" cache="$rw/dev_cache"; fi
+      python "$here/eval_realworld.py" "$src" --cache "$cache" --checkpoint "$ckpt" \
+        --json "$json" > /dev/null
+      files+=("$json")
+    done
+    columns+=("$variant=$(IFS=,; echo "${files[*]}")")
+  done
+  python "$here/realworld_table.py" "${columns[@]}"
 done
