@@ -2,13 +2,15 @@
 and how much re-encoding a test video moves its score.
 
 Usage: python scripts/eval_realworld.py FOLDER --cache DIR [--checkpoint CKPT]
-           [--video-pool max|Q] [--robustness N] [--robust-dir DIR] [--seed 0] [--json FILE]
+           [--split test] [--video-pool max|Q] [--robustness N] [--robust-dir DIR] [--seed 0]
+           [--json FILE]
 
 FOLDER holds a ``labels.tsv`` (``avdf.datasets.realworld``), e.g. ``../shared/realworld-dev``
 (measuring only: nothing here fits anything, the threshold is not even used) or a re-encoded
 copy; or it is a JSONL manifest, whose real-world ``test`` split is scored (the generators
-that ``make_realworld_manifest.py --hold-out`` kept out of training). Features are cached per
-video in ``--cache`` with the checkpoint's MediaSpec (the files ``avdf preprocess`` writes;
+that ``make_realworld_manifest.py --hold-out`` kept out of training), or another split with
+``--split`` (``dev``: realworld-train's dev generators, on which a run was selected and
+tuned). Features are cached per video in ``--cache`` with the checkpoint's MediaSpec (the files ``avdf preprocess`` writes;
 missing or stale ones are made first), so a rerun or another checkpoint with the same spec
 only runs the model. Scores are ``avdf evaluate``'s
 (``evaluation.dataset.predict_samples``: the Detector over the cached steps).
@@ -47,14 +49,14 @@ from avdf.types import Sample, read_manifest  # noqa: E402
 DEFAULT_ROBUST_DIR = Path("data/realworld/robustness")
 
 
-def load_samples(path: Path) -> list[Sample]:
-    """A labelled folder's clips, or a JSONL manifest's held-out real-world clips."""
+def load_samples(path: Path, split: str = "test") -> list[Sample]:
+    """A labelled folder's clips, or the real-world clips of a JSONL manifest's ``split``."""
     if path.suffix == ".jsonl":
         samples = [
-            s for s in read_manifest(str(path)) if s.split == "test" and s.dataset == "realworld"
+            s for s in read_manifest(str(path)) if s.split == split and s.dataset == "realworld"
         ]
         if not samples:
-            raise InputError(path, "no real-world clips in its test split (see --hold-out)")
+            raise InputError(path, f"no real-world clips in its {split} split (see --hold-out)")
         return samples
     return load_dataset("realworld", path, split_by="none")
 
@@ -181,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--cache", type=Path, required=True, help="feature cache folder")
+    parser.add_argument(
+        "--split", default="test", help="a manifest's split to score (default: test)"
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled")
     parser.add_argument(
         "--video-pool", default=None, metavar="max|Q", help="override the video score pooling"
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     from avdf.inference.detector import Detector
 
     try:
-        samples = load_samples(args.folder)
+        samples = load_samples(args.folder, args.split)
         detector = Detector.from_checkpoint(args.checkpoint)
         if args.video_pool is not None:
             pool = None if args.video_pool == "max" else float(args.video_pool)

@@ -20,9 +20,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $mode == prepare ]]; then
   manifest=$2 cache=$3 dir=$4 n=${5:-8}
   mkdir -p "$dir/cache"
-  python3 - "$manifest" "$cache" "$dir" "$n" <<'EOF'
+  PYTHONPATH="$root/src" python3 - "$manifest" "$cache" "$dir" "$n" <<'EOF'
 import json, shutil, sys
 from pathlib import Path
+
+from avdf.preprocess.cache import cache_path_for
 
 manifest, cache, out, n = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 kept, per_split = [], {}
@@ -30,7 +32,7 @@ for line in open(manifest):
     row = json.loads(line)
     if per_split.get(row["split"], 0) >= n:
         continue
-    source = cache / (row["id"].replace("/", "__") + ".npz")
+    source = cache_path_for(cache, row["id"])
     if not source.is_file():
         continue
     per_split[row["split"]] = per_split.get(row["split"], 0) + 1

@@ -190,14 +190,6 @@ for arm in "mix_fold0 folds" "mix_people_clean_fold0 folds_people"; do
   avdf preprocess "$rw/$1.jsonl" --out "$work/cache" --workers 2 --quiet
 done
 avdf preprocess "$shared/realworld-dev" --out "$rw/dev_cache" --workers 2 --quiet
-python - "$rw/mix_fold0.jsonl" "$rw/rwt_dev_as_test.jsonl" <<'PY'
-import json, sys  # the manifest's real-world dev clips as a `test` split for eval_realworld.py
-rows = [json.loads(line) for line in open(sys.argv[1])]
-with open(sys.argv[2], "w") as out:
-    for row in rows:
-        if row["split"] == "dev" and row["dataset"] == "realworld":
-            out.write(json.dumps({**row, "split": "test"}) + "\n")
-PY
 rw_set="--set data.windows_per_video=3 --set trainer.limit_val_batches=5 \
 --set trainer.early_stopping_patience=20"
 for seed in 0 1 2; do
@@ -214,10 +206,9 @@ for set in rwt_dev realworld_dev; do
     files=()
     for seed in 0 1 2; do
       ckpt="$work/train/$variant/fold0/seed$seed/model-tuned.ckpt" json="$rw/${variant}_s${seed}_$set.json"
-      if [ $set = rwt_dev ]; then src="$rw/rwt_dev_as_test.jsonl" cache="$work/cache"
-      else src="$shared/realworld-dev" cache="$rw/dev_cache"; fi
-      python "$here/eval_realworld.py" "$src" --cache "$cache" --checkpoint "$ckpt" \
-        --json "$json" > /dev/null
+      if [ $set = rwt_dev ]; then where=("$rw/mix_fold0.jsonl" --split dev --cache "$work/cache")
+      else where=("$shared/realworld-dev" --cache "$rw/dev_cache"); fi
+      python "$here/eval_realworld.py" "${where[@]}" --checkpoint "$ckpt" --json "$json" > /dev/null
       files+=("$json")
     done
     columns+=("$variant=$(IFS=,; echo "${files[*]}")")

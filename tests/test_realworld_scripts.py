@@ -17,6 +17,7 @@ import pytest
 
 from avdf.datasets import load_dataset
 from avdf.datasets import realworld as rw
+from avdf.errors import InputError
 from avdf.metrics.detection import roc_auc
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -260,6 +261,13 @@ def test_manifest_balances_the_real_world_part_and_keeps_synth_train_dev(
     assert {s.id for s in samples if s.dataset == "realworld" and s.label == 1} == {"a", "b", "c"}
     again = run("make_realworld_manifest.py", *args)
     assert again.returncode == 1 and "already exists" in again.stderr
+    # eval_realworld.py scores a manifest's real-world clips of one split (default: test).
+    import eval_realworld
+
+    dev = [s.id for s in samples if s.dataset == "realworld" and s.split == "dev"]
+    assert [s.id for s in eval_realworld.load_samples(out, "dev")] == dev
+    with pytest.raises(InputError, match="no real-world clips in its test split"):
+        eval_realworld.load_samples(out)
     # The training config reads such a manifest (a typo in it would fail here).
     config = load_config(SCRIPTS.parent / "configs" / "realworld_mmms_ba.yaml")
     assert config.data.manifest and config.data.val_split == "dev"
