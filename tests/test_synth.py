@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from avdf.cli import main as cli_main
+from avdf.errors import OutputExistsError
 from avdf.io.decode import read_clip
 from avdf.preprocess.face import LIP_INDICES
 from avdf.synth import build_corpus, plan_corpus, tts
@@ -496,7 +497,12 @@ def test_cli_says_when_the_tts_family_is_left_out(
     monkeypatch.setattr(tts, "available", lambda: False)
     assert cli_main(["synth", "--out", str(out), "--videos", "2"]) == 1  # refuses to overwrite
     err = capsys.readouterr().err
-    assert "espeak-ng is not installed" in err and "tts_word_replacement" in err
+    assert "avdf synth: warning: espeak-ng is not installed" in err
+    assert "tts_word_replacement" in err
+    # A library caller is told too, before anything is built or refused.
+    with pytest.warns(tts.MissingWarning, match="tts_word_replacement"):
+        with pytest.raises(OutputExistsError):
+            build_corpus(out, 2)
 
 
 def test_contact_sheet_script(corpus: tuple[Path, list[dict]], media: Path, tmp_path: Path) -> None:

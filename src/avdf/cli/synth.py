@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -28,26 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdf.synth import build_corpus, tts
+    from avdf.synth import build_corpus
 
-    if not tts.available():  # the corpus changes, so say so before building it
-        print(
-            f"avdf synth: warning: {tts.PROGRAM} is not installed, so the tts_word_replacement "
-            "family is left out and this corpus differs from one built with it (Debian package "
-            f"{tts.PROGRAM})",
-            file=sys.stderr,
-        )
+    def say(message: Warning | str, *_: object) -> None:  # e.g. build_corpus's missing TTS
+        print(f"avdf synth: warning: {message}", file=sys.stderr)
+
     started = time.perf_counter()
     try:
-        records = build_corpus(
-            args.out,
-            args.videos,
-            args.seed,
-            args.source_media,
-            force=args.force,
-            workers=args.workers,
-            progress=not args.quiet,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = say
+            records = build_corpus(
+                args.out,
+                args.videos,
+                args.seed,
+                args.source_media,
+                force=args.force,
+                workers=args.workers,
+                progress=not args.quiet,
+            )
     except AvdfError as error:
         print(f"avdf synth: {error}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import multiprocessing
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -509,6 +510,8 @@ def build_corpus(
     :func:`avdf.synth.sources.default_media_root`."""
     if n_videos < 1:
         raise ValueError("n_videos must be at least 1")
+    if not tts.available():  # the corpus changes, so say so before anything else
+        warnings.warn(tts.MISSING_MESSAGE, tts.MissingWarning, stacklevel=2)
     out = Path(out_dir)
     _check_output(out, force)
     spec = spec or MediaSpec()

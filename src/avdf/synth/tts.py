@@ -1,6 +1,6 @@
 """Text-to-speech for word replacement: the ``espeak-ng`` program (Debian package
 ``espeak-ng``), a formant synthesiser with many English voices. It is optional: without the
-program the family that uses it is simply not drawn (:func:`available`), and the corpus says so.
+program the family that uses it is simply not drawn (:func:`available`), and ``build_corpus`` warns.
 """
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def version() -> str | None:
 
 def available() -> bool:
     return version() is not None
+
+
+class MissingWarning(UserWarning):
+    """Building a corpus without the program: the same seed gives another corpus."""
+
+
+MISSING_MESSAGE = (
+    f"{PROGRAM} is not installed, so the tts_word_replacement family is left out and this "
+    f"corpus differs from one built with it (Debian package {PROGRAM})"
+)
 
 
 def synthesize(

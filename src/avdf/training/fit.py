@@ -136,8 +136,9 @@ def fit(
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=None if resume is None else str(resume))
     # ModelCheckpoint writes last.ckpt at epoch ends; a run stopped by max_steps mid-epoch
-    # would otherwise leave a stale one. Every rank calls this (it is a collective).
-    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+    # would otherwise leave a stale one. Every rank calls this (it is a collective). A full
+    # checkpoint (optimizer and loop state) so that --resume continues the run.
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     best = Path(checkpoint.best_model_path or out_dir / "checkpoints" / "last.ckpt")
     score = checkpoint.best_model_score
